@@ -1,0 +1,39 @@
+"""Pretrained weights shipped inside the package (``starpose/assets/weights``)."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch.nn as nn
+
+__all__ = ["weights_path", "load_pretrained", "available_pretrained", "file_sha256"]
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "assets" / "weights"
+
+
+def weights_path(variant: str) -> Path:
+    return WEIGHTS_DIR / f"{variant}.safetensors"
+
+
+def available_pretrained() -> list[str]:
+    return sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors")) if WEIGHTS_DIR.is_dir() else []
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_pretrained(model: nn.Module, variant: str) -> nn.Module:
+    from .checkpoint import load_into
+
+    path = weights_path(variant)
+    if not path.is_file():
+        have = ", ".join(available_pretrained()) or "none"
+        raise FileNotFoundError(
+            f"no pretrained weights for {variant} in the package ({path}); available: {have}"
+        )
+    return load_into(model, path)
