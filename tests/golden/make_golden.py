@@ -303,7 +303,7 @@ def _pose_frames(
         if i == 13:
             sc[[5, 6]] = 0.05  # shoulders not visible
         kps.append(kp.round(3))
-        scs.append(sc.round(4))
+        scs.append(sc.round(4).astype(np.float32))  # models output float32 scores
     return np.array(kps), np.array(scs)
 
 
@@ -318,7 +318,7 @@ def make_roi(rng: np.random.Generator) -> dict[str, Any]:
     off = (base - base.mean(0)) * 2.2 + np.array([200.0, 150.0])
     big = (base - base.mean(0)) * 3.0 + np.array([image_size[0] / 2, image_size[1] / 2])
     kps = np.concatenate([kps, off[None].round(3), big[None].round(3)])
-    scs = np.concatenate([scs, np.full((2, len(base)), 0.9)])
+    scs = np.concatenate([scs, np.full((2, len(base)), 0.9, dtype=np.float32)])
     tracker = RoiTracker(image_size, torso, **params)
     frames = []
     for kp, sc in zip(kps, scs):
@@ -339,12 +339,14 @@ def make_roi(rng: np.random.Generator) -> dict[str, Any]:
 def make_skeleton(rng: np.random.Generator) -> list[dict[str, Any]]:
     cases = []
     for spec in (COCO_SPEC, CROWDPOSE_SPEC, MPII_SPEC):
-        scores = rng.uniform(0.0, 1.0, size=spec.num_keypoints).round(4)
-        scores[0] = 0.3  # exactly at the threshold: not drawn
-        points, lines = skeleton_draw_list(scores, spec.skeleton, spec.keypoint_names, 0.3)
+        # float32 scores, as models output; 0.25 is exact in float32 and float64, so the
+        # keypoint scored exactly at the threshold is not drawn in every language.
+        scores = rng.uniform(0.0, 1.0, size=spec.num_keypoints).round(4).astype(np.float32)
+        scores[0] = 0.25
+        points, lines = skeleton_draw_list(scores, spec.skeleton, spec.keypoint_names, 0.25)
         cases.append({
             "spec": spec.name, "keypoint_names": spec.keypoint_names, "skeleton": spec.skeleton,
-            "threshold": 0.3, "scores": scores, "points": points, "lines": lines,
+            "threshold": 0.25, "scores": scores, "points": points, "lines": lines,
         })
     return cases
 
@@ -380,7 +382,7 @@ def make_pipeline(rng: np.random.Generator) -> dict[str, Any]:
         nxt = tracker.update(image_kp, sc)
         frames.append({
             "timestamp": t[i], "box": box, "center": c, "scale": s, "image_to_crop": image_to_crop,
-            "model_keypoints_crop": crop_kp.reshape(-1), "model_scores": sc.astype(np.float32),
+            "model_keypoints_crop": crop_kp.reshape(-1), "model_scores": sc,
             "keypoints_image": image_kp.reshape(-1), "smoothed": smooth.reshape(-1),
             "lost": tracker.lost, "next_box": nxt,
         })

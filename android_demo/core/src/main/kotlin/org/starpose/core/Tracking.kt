@@ -1,0 +1,157 @@
+package org.starpose.core
+
+import kotlin.math.PI
+import kotlin.math.abs
+
+/**
+ * Port of starpose/tracking.py: One Euro smoothing and MoveNet-style single-person ROI tracking.
+ * See that module for the reasoning; the arithmetic here follows it operation by operation.
+ */
+
+/** One Euro filter parameters: rest cutoff (Hz), speed coefficient, speed cutoff (Hz). */
+data class FilterParams(val minCutoff: Double = 1.0, val beta: Double = 0.01, val dCutoff: Double = 1.0) {
+    init {
+        require(minCutoff > 0 && dCutoff > 0 && beta >= 0) {
+            "OneEuroFilter: need min_cutoff > 0, d_cutoff > 0, beta >= 0; got $minCutoff, $dCutoff, $beta"
+        }
+    }
+}
+
+private fun smoothingFactor(dt: Double, cutoff: Double): Double {
+    val r = 2.0 * PI * cutoff * dt
+    return r / (r + 1.0)
+}
+
+/**
+ * One Euro filter over [size] values, element-wise; an invalid element passes through and
+ * restarts when valid again (`OneEuroFilter` in tracking.py).
+ */
+class OneEuroFilter(val size: Int, val params: FilterParams = FilterParams()) {
+    private val x = DoubleArray(size)
+    private val dx = DoubleArray(size)
+    private val t = DoubleArray(size) { Double.NaN }
+    private var lastT = Double.NaN
+
+    fun reset() {
+        x.fill(0.0)
+        dx.fill(0.0)
+        t.fill(Double.NaN)
+        lastT = Double.NaN
+    }
+
+    /** Filter [sample] taken at [timestamp] seconds; [valid] is per element (null: all valid). */
+    fun filter(sample: DoubleArray, timestamp: Double, valid: BooleanArray? = null): DoubleArray {
+        require(sample.size == size) { "OneEuroFilter: sample of ${sample.size} values, filter of $size; call reset() when the keypoint layout changes" }
+        require(valid == null || valid.size == size) { "valid mask of ${valid?.size} for $size values" }
+        require(lastT.isNaN() || timestamp > lastT) { "OneEuroFilter: timestamps must increase, got $timestamp after $lastT" }
+        lastT = timestamp
+        val out = sample.copyOf()
+        for (k in 0 until size) {
+            if (valid != null && !valid[k]) {
+                t[k] = Double.NaN
+                continue
+            }
+            if (t[k].isNaN()) {
+                dx[k] = 0.0
+            } else {
+                val dt = timestamp - t[k]
+                val xPrev = x[k]
+                val speed = (sample[k] - xPrev) / dt
+                val aD = smoothingFactor(dt, params.dCutoff)
+                val dxHat = aD * speed + (1.0 - aD) * dx[k]
+                val cutoff = params.minCutoff + params.beta * abs(dxHat)
+                val a = smoothingFactor(dt, cutoff)
+                out[k] = a * sample[k] + (1.0 - a) * xPrev
+                dx[k] = dxHat
+            }
+            x[k] = out[k]
+            t[k] = timestamp
+        }
+        return out
+    }
+
+    /** Interleaved keypoints `[x0, y0, ...]` with one validity flag per keypoint. */
+    fun filterKeypoints(xy: DoubleArray, timestamp: Double, validPerKeypoint: BooleanArray): DoubleArray =
+        filter(xy, timestamp, BooleanArray(xy.size) { validPerKeypoint[it / 2] })
+}
+
+/** The keypoint names that define the torso: left/right shoulder, left/right hip. */
+val TORSO_NAMES = listOf("left_shoulder", "right_shoulder", "left_hip", "right_hip")
+
+/** Indices of the torso keypoints in a layout; fails naming the missing ones. */
+fun torsoIndices(keypointNames: List<String>): IntArray {
+    val missing = TORSO_NAMES.filter { it !in keypointNames }
+    require(missing.isEmpty()) { "keypoint layout has no ${missing.joinToString(", ")}: cannot track a torso" }
+    return IntArray(4) { keypointNames.indexOf(TORSO_NAMES[it]) }
+}
+
+/** ROI parameters, defaults as in tracking.py. */
+data class RoiParams(val scoreThreshold: Double = 0.3, val torsoFactor: Double = 1.5, val bodyFactor: Double = 1.2)
+
+fun fullFrameBox(imageW: Double, imageH: Double): Box = Box(0.0, 0.0, imageW, imageH)
+
+/**
+ * Next frame's person box from this frame's keypoints (image pixels), or null when the torso is
+ * not visible (`roi_from_keypoints`): centred on the visible hips, per-axis half-extent =
+ * max(torso extent x torsoFactor, body extent x bodyFactor), clamped to the farthest border,
+ * the full frame when it spans the image on both axes.
+ */
+fun roiFromKeypoints(xy: DoubleArray, scores: FloatArray, imageW: Double, imageH: Double, torso: IntArray, params: RoiParams = RoiParams()): Box? {
+    val n = scores.size
+    val visible = BooleanArray(n) { scores[it].toDouble() > params.scoreThreshold }
+    val shoulders = (0..1).map { torso[it] }.filter { visible[it] }
+    val hips = (2..3).map { torso[it] }.filter { visible[it] }
+    if (shoulders.isEmpty() || hips.isEmpty()) return null
+    var cx = 0.0
+    var cy = 0.0
+    for (i in hips) {
+        cx += xy[2 * i]
+        cy += xy[2 * i + 1]
+    }
+    cx /= hips.size
+    cy /= hips.size
+    var tx = 0.0
+    var ty = 0.0
+    for (i in shoulders + hips) {
+        tx = maxOf(tx, abs(xy[2 * i] - cx))
+        ty = maxOf(ty, abs(xy[2 * i + 1] - cy))
+    }
+    var bx = 0.0
+    var by = 0.0
+    for (i in 0 until n) {
+        if (!visible[i]) continue
+        bx = maxOf(bx, abs(xy[2 * i] - cx))
+        by = maxOf(by, abs(xy[2 * i + 1] - cy))
+    }
+    var hx = maxOf(tx * params.torsoFactor, bx * params.bodyFactor)
+    var hy = maxOf(ty * params.torsoFactor, by * params.bodyFactor)
+    hx = minOf(hx, maxOf(cx, imageW - cx))
+    hy = minOf(hy, maxOf(cy, imageH - cy))
+    if (!(hx > 0 && hy > 0)) return null
+    if (hx >= imageW / 2 && hy >= imageH / 2) return fullFrameBox(imageW, imageH)
+    return Box(cx - hx, cy - hy, 2 * hx, 2 * hy)
+}
+
+/** Single-person ROI tracking: full frame until a torso is seen, then follow the keypoints. */
+class RoiTracker(val imageW: Double, val imageH: Double, val torso: IntArray, val params: RoiParams = RoiParams()) {
+    /** The region to crop in the next frame. */
+    var box: Box = fullFrameBox(imageW, imageH)
+        private set
+
+    /** True while [box] is the full-frame fallback because no torso was visible. */
+    var lost: Boolean = true
+        private set
+
+    fun reset() {
+        box = fullFrameBox(imageW, imageH)
+        lost = true
+    }
+
+    /** Take this frame's unsmoothed keypoints (image pixels) and scores; return the next box. */
+    fun update(xy: DoubleArray, scores: FloatArray): Box {
+        val roi = roiFromKeypoints(xy, scores, imageW, imageH, torso, params)
+        lost = roi == null
+        box = roi ?: fullFrameBox(imageW, imageH)
+        return box
+    }
+}
