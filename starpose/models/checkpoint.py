@@ -22,7 +22,13 @@ _PREFIXES = ("model.", "module.", "_orig_mod.")
 
 
 class CheckpointError(ValueError):
-    """A checkpoint that cannot be read or does not fit the model."""
+    """A checkpoint that cannot be read or does not fit the model (``missing``/``unexpected``
+    hold the full key lists when it does not fit)."""
+
+    def __init__(self, message: str, missing: list[str] | None = None, unexpected: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.missing = missing or []
+        self.unexpected = unexpected or []
 
 
 class _Inert:
@@ -131,7 +137,7 @@ def load_into(model: nn.Module, source: str | os.PathLike | Mapping[str, Any]) -
             parts.append(f"{len(unexpected)} unexpected keys: {_describe(unexpected)}")
         if shapes:
             parts.append(f"{len(shapes)} shape mismatches: {_describe(shapes, 6)}")
-        raise CheckpointError("\n  ".join(parts))
+        raise CheckpointError("\n  ".join(parts), missing, unexpected)
     model.load_state_dict(state, strict=True)
     return model
 

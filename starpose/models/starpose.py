@@ -370,7 +370,18 @@ class StarPose(nn.Module):
 
 def _create_starpose(variant: str, pretrained: bool = False, spec: PoseSpec | None = None,
                      **kwargs) -> StarPose:
-    spec = spec or COCO_SPEC
+    if spec is None:
+        spec = COCO_SPEC
+        k = kwargs.get("num_keypoints")
+        if k is not None and k != spec.num_keypoints:
+            from ..spec import SPECS
+
+            matches = [s for s in SPECS.values() if s.num_keypoints == k]
+            if not matches:
+                raise ValueError(
+                    f"num_keypoints={k} matches no known PoseSpec ({', '.join(SPECS)}); pass spec=PoseSpec(...)"
+                )
+            spec = matches[0]
     if "input_size" in kwargs:
         spec = spec.with_input_size(*kwargs["input_size"])
     kwargs.setdefault("num_keypoints", spec.num_keypoints)

@@ -37,3 +37,21 @@ def load_pretrained(model: nn.Module, variant: str) -> nn.Module:
             f"no pretrained weights for {variant} in the package ({path}); available: {have}"
         )
     return load_into(model, path)
+
+
+def load_model(variant: str = "starpose_t", weights: str = "default", **overrides) -> nn.Module:
+    """Build ``variant`` with ``weights``: ``"default"`` (the packaged weights), ``"random"``
+    (random init, for latency work only) or a checkpoint path (safetensors, our ``.pt`` training
+    checkpoints' ``model`` entry, or a released MMPose ``.pth``). Returned in eval mode."""
+    from .checkpoint import load_into
+    from .registry import create_model
+
+    name = variant if variant.startswith("starpose_") else f"starpose_{variant}"
+    if weights == "default":
+        model = create_model(name, pretrained=True, **overrides)
+    elif weights == "random":
+        model = create_model(name, **overrides)
+    else:
+        model = create_model(name, **overrides)
+        load_into(model, weights)
+    return model.eval()

@@ -1,0 +1,26 @@
+"""Shared test paths and small fixtures. Test data lives in tests/data (see its README)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+TESTS = Path(__file__).resolve().parent
+DATA = TESTS / "data"
+REFERENCE = DATA / "reference"
+COCO_DIR = DATA / "coco"
+COCO_JSON = COCO_DIR / "test_coco.json"
+COCO_DET = COCO_DIR / "test_coco_det_AP_H_56.json"
+CROWD_DIR = DATA / "crowdpose"
+CROWD_JSON = CROWD_DIR / "test_crowdpose.json"
+CROWD_DET = CROWD_DIR / "test_crowdpose_det_AP_40.json"
+MPII_DIR = DATA / "mpii"
+MPII_JSON = MPII_DIR / "test_mpii.json"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return DATA

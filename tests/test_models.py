@@ -1,0 +1,86 @@
+"""Contract of every registered variant (timm-style): build, forward, exact parameters, keys, MACs."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import starpose
+from starpose import COCO_SPEC, CROWDPOSE_SPEC, MPII_SPEC, create_model, list_models
+
+from conftest import REFERENCE
+
+VARIANTS = ["starpose_t", "starpose_s", "starpose_m", "starpose_l"]
+
+
+def manifest(name: str) -> dict:
+    return json.loads((REFERENCE / f"{name.replace('starpose_', 'starpose_')}_manifest.json").read_text())
+
+
+def test_registry_lists_the_four_variants():
+    assert list_models() == sorted(VARIANTS)
+    with pytest.raises(ValueError, match="unknown model"):
+        create_model("starpose_xl")
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_variant_matches_release_manifest(name):
+    man = manifest(name)
+    model = create_model(name)
+    assert sum(p.numel() for p in model.parameters()) == man["params"]
+    ours = {k: list(v.shape) for k, v in model.state_dict().items()}
+    assert ours == man["state_dict"]
+    model.eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.zeros(1, 3, 256, 192))
+    gmacs = counter.get_total_flops() / 2 / 1e9
+    assert gmacs == pytest.approx(man["gmacs_256x192"], rel=0.02)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+@pytest.mark.parametrize("hw", [(256, 192), (384, 288)])
+def test_forward_shapes(name, hw):
+    h, w = hw
+    model = create_model(name, input_size=(w, h)).eval()
+    with torch.no_grad():
+        sx, sy = model(torch.randn(2, 3, h, w))
+        feats = model.forward_features(torch.randn(1, 3, h, w))
+    assert sx.shape == (2, 17, w * 2) and sy.shape == (2, 17, h * 2)
+    assert feats.shape[-2:] == (h // 32, w // 32)
+    assert model.spec.input_size == (w, h)
+    assert torch.isfinite(sx).all() and torch.isfinite(sy).all()
+
+
+def test_mpii_and_crowdpose_heads_follow_the_spec():
+    m = create_model("starpose_t", spec=MPII_SPEC).eval()
+    with torch.no_grad():
+        sx, sy = m(torch.randn(1, 3, 256, 256))
+    assert sx.shape == (1, 16, 512) and sy.shape == (1, 16, 512)
+    assert m.head.mlp_head_x.in_features == 64
+    c = create_model("starpose_s", num_keypoints=14)
+    assert c.spec is CROWDPOSE_SPEC and c.head.final_layer.out_channels == 14
+
+
+def test_bad_overrides_fail_clearly():
+    with pytest.raises(ValueError, match="multiple of 32"):
+        create_model("starpose_t", input_size=(190, 256))
+    with pytest.raises(ValueError, match="matches no known PoseSpec"):
+        create_model("starpose_t", num_keypoints=5)
+
+
+def test_train_mode_uses_stochastic_depth_and_eval_is_deterministic():
+    m = create_model("starpose_t")
+    rates = [layer.drop_path.p for stage in m.backbone.layers for layer in stage[1]]
+    assert rates[0] == 0.0 and rates[-1] == pytest.approx(0.1)
+    m.eval()
+    x = torch.randn(1, 3, 256, 192)
+    with torch.no_grad():
+        a, b = m(x), m(x)
+    assert torch.equal(a[0], b[0])
+
+
+def test_public_api():
+    assert starpose.COCO_SPEC is COCO_SPEC
+    assert callable(starpose.load_mmpose_checkpoint)
