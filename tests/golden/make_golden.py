@@ -408,7 +408,8 @@ def make_tracking(rng: np.random.Generator) -> dict[str, Any]:
 def sample_metadata(
     spec: PoseSpec, fmt: str, layout: str, *, affine: bool, outputs: str, precision: str, backend: str
 ) -> dict[str, Any]:
-    """An artifact metadata document in the shared schema (docs/MOBILE.md, notes on the schema)."""
+    """An artifact metadata document in the shared schema, as ``mobile_export.metadata`` writes
+    it (``tests/test_android_app.py`` checks these samples against that module's own checker)."""
     k = spec.num_keypoints
     if outputs == "decoded":
         outs: dict[str, Any] = {
@@ -421,10 +422,11 @@ def sample_metadata(
     return {
         "format_version": FORMAT_VERSION,
         "model": {"variant": "starpose_t", "weights": "starpose_t_coco", "weights_sha256": "0" * 64,
-                  "package_version": "0.1.0"},
+                  "weights_source": "pretrained", "package_version": "0.1.0"},
         "spec": spec.to_dict(),
         "input": {"name": "image", "dtype": "uint8", "color": "RGB", "layout": layout,
-                  "width": spec.input_w, "height": spec.input_h, "normalization": "in_graph"},
+                  "width": spec.input_w, "height": spec.input_h, "normalization": "in_graph",
+                  "type": "image" if fmt == "coreml" else "tensor"},
         "affine_input": {"name": "crop_to_image", "shape": [1, 2, 3], "present": affine},
         "outputs": outs,
         "format": fmt,
@@ -460,6 +462,7 @@ def _expect(doc: dict[str, Any]) -> dict[str, Any]:
         "layout": doc["input"]["layout"],
         "dtype": doc["input"]["dtype"],
         "normalize_in_app": doc["input"]["normalization"] == "external",
+        "image_input": doc["input"].get("type") == "image",
         "affine_input": doc["affine_input"]["present"],
         "num_keypoints": spec["num_keypoints"],
         "skeleton_pairs": len(spec["skeleton"]),

@@ -107,3 +107,16 @@ def test_fixture_is_consistent_with_the_reference_functions(fresh: dict[str, str
     lost = [f["lost"] for f in trk["roi"]["frames"]]
     assert any(lost) and not all(lost)
     assert trk["roi"]["frames"][-1]["next_box"] == [0.0, 0.0, *trk["roi"]["image_size"]]
+
+
+def test_metadata_samples_agree_with_the_exporters_checker(fresh: dict[str, str]) -> None:
+    """The apps' metadata cases are what the exporters write and reject: every valid sample
+    passes mobile_export's own checker and every invalid one fails it at the same JSON path."""
+    metadata = pytest.importorskip("mobile_export.metadata", reason="the exporters' package is not importable")
+    cases = json.loads(fresh["metadata_cases.json"])
+    for case in cases["valid"]:
+        metadata.parse_metadata(fresh[case["file"]], case["file"])
+    for case in cases["invalid"]:
+        with pytest.raises(metadata.MetadataError) as err:
+            metadata.parse_metadata(case["text"], case["name"])
+        assert case["error"] in str(err.value), (case["name"], str(err.value))

@@ -34,6 +34,8 @@ class InputInfo(
     val height: Int,
     /** True when the app must apply `(x - mean) / std` itself (`normalization: external`). */
     val normalizeInApp: Boolean,
+    /** True for a Core ML image input (`type: image`): feed a pixel buffer, not a tensor. */
+    val isImage: Boolean = false,
 ) {
     /** The tensor shape the model takes. */
     val shape: LongArray
@@ -68,10 +70,14 @@ class ModelMetadata(
     companion object {
         const val FORMAT_VERSION = 1
 
-        /** Sidecar names tried for a model file `name.ext`, in order. */
+        /**
+         * Sidecar names tried for a model file `name.ext`, in order: the exporters write
+         * `name.ext.json` (mobile_export.metadata.sidecar_path); the others are for hand-made
+         * artifacts.
+         */
         fun sidecarCandidates(modelFileName: String): List<String> {
             val stem = modelFileName.substringBeforeLast('.')
-            return listOf("$stem.json", "$stem.metadata.json", "$modelFileName.json", "metadata.json")
+            return listOf("$modelFileName.json", "$stem.json", "$stem.metadata.json", "metadata.json")
         }
 
         fun fromFile(file: File): ModelMetadata {
@@ -97,7 +103,8 @@ class ModelMetadata(
             val spec = parseSpec(root["spec"])
             val input = parseInput(root["input"], spec)
             val affineNode = root["affine_input"]
-            val affine = AffineInputInfo(affineNode["name"].string(), affineNode["present"].bool())
+            val present = affineNode["present"].bool()
+            val affine = AffineInputInfo(if (present) affineNode["name"].string() else affineNode.opt("name")?.string() ?: "crop_to_image", present)
             val outputs = parseOutputs(root["outputs"], spec, affine)
             return ModelMetadata(
                 formatVersion = version.int(),
@@ -173,7 +180,13 @@ class ModelMetadata(
                 else -> norm.fail("is \"${norm.string()}\"; expected in_graph or external")
             }
             if (external && dtype == InputDType.UINT8) norm.fail("is external but input.dtype is uint8: normalized values need float32")
-            return InputInfo(node["name"].string(), dtype, layout, w.int(), h.int(), external)
+            val type = node.opt("type")
+            val isImage = when (type?.string() ?: "tensor") {
+                "tensor" -> false
+                "image" -> true
+                else -> type!!.fail("is \"${type.string()}\"; expected tensor or image")
+            }
+            return InputInfo(node["name"].string(), dtype, layout, w.int(), h.int(), external, isImage)
         }
 
         private fun parseOutputs(node: JsonNode, spec: PoseSpecInfo, affine: AffineInputInfo): OutputsInfo {

@@ -110,21 +110,21 @@ fun roiFromKeypoints(xy: DoubleArray, scores: FloatArray, imageW: Double, imageH
     }
     cx /= hips.size
     cy /= hips.size
-    var tx = 0.0
-    var ty = 0.0
+    var torsoX = 0.0
+    var torsoY = 0.0
     for (i in shoulders + hips) {
-        tx = maxOf(tx, abs(xy[2 * i] - cx))
-        ty = maxOf(ty, abs(xy[2 * i + 1] - cy))
+        torsoX = maxOf(torsoX, abs(xy[2 * i] - cx))
+        torsoY = maxOf(torsoY, abs(xy[2 * i + 1] - cy))
     }
-    var bx = 0.0
-    var by = 0.0
+    var bodyX = 0.0
+    var bodyY = 0.0
     for (i in 0 until n) {
         if (!visible[i]) continue
-        bx = maxOf(bx, abs(xy[2 * i] - cx))
-        by = maxOf(by, abs(xy[2 * i + 1] - cy))
+        bodyX = maxOf(bodyX, abs(xy[2 * i] - cx))
+        bodyY = maxOf(bodyY, abs(xy[2 * i + 1] - cy))
     }
-    var hx = maxOf(tx * params.torsoFactor, bx * params.bodyFactor)
-    var hy = maxOf(ty * params.torsoFactor, by * params.bodyFactor)
+    var hx = maxOf(torsoX * params.torsoFactor, bodyX * params.bodyFactor)
+    var hy = maxOf(torsoY * params.torsoFactor, bodyY * params.bodyFactor)
     hx = minOf(hx, maxOf(cx, imageW - cx))
     hy = minOf(hy, maxOf(cy, imageH - cy))
     if (!(hx > 0 && hy > 0)) return null

@@ -247,6 +247,7 @@ fun runGolden(dir: File, r: Runner) {
             val got = mapOf(
                 "format" to m.format, "variant" to m.variant, "input_width" to m.input.width, "input_height" to m.input.height,
                 "layout" to m.input.layout.name, "dtype" to m.input.dtype.label, "normalize_in_app" to m.input.normalizeInApp,
+                "image_input" to m.input.isImage,
                 "affine_input" to m.affineInput.present, "num_keypoints" to m.spec.numKeypoints, "skeleton_pairs" to m.spec.skeleton.size,
                 "first_keypoint" to m.spec.keypointNames[0], "outputs" to (if (m.outputs is OutputsInfo.Decoded) "decoded" else "simcc"),
                 "keypoints_in_image_pixels" to ((m.outputs as? OutputsInfo.Decoded)?.units == KeypointUnits.IMAGE_PIXELS),
@@ -352,7 +353,7 @@ fun runUnit(dir: File, r: Runner) {
         val p = PosePipeline(ModelMetadata.fromFile(File(dir, "metadata/executorch_nchw.json")), 64, 48)
         assertThrows<IllegalArgumentException>("frame size", "pipeline was built for") { p.prepare(RgbImage(48, 64, ByteArray(48 * 64 * 3))) }
         assertThrows<MetadataException>("missing file", "not found") { ModelMetadata.fromFile(File(dir, "metadata/nope.json")) }
-        expect(ModelMetadata.sidecarCandidates("starpose_t.pte") == listOf("starpose_t.json", "starpose_t.metadata.json", "starpose_t.pte.json", "metadata.json")) { "sidecar names" }
+        expect(ModelMetadata.sidecarCandidates("starpose_t.pte") == listOf("starpose_t.pte.json", "starpose_t.json", "starpose_t.metadata.json", "metadata.json")) { "sidecar names" }
     }
 }
 
