@@ -1,0 +1,108 @@
+"""The deployable bundle: a uint8 RGB person crop in, decoded keypoints out.
+
+Every exporter wraps the network in the same :class:`PoseBundle`, so that the phone does no
+arithmetic of its own: it crops the person (an affine warp, which produces an interleaved RGB
+buffer) and hands that buffer over. Inside the graph: cast, per-channel normalization from the
+model's :class:`~starpose.spec.PoseSpec`, the network, and SimCC decoding exactly as
+:func:`starpose.processing.decode_simcc` does it (argmax / split ratio; score = the smaller of the
+two maxima; a keypoint whose score is <= 0 gets location -1). With ``affine=True`` a second input,
+the 2x3 crop → image matrix, moves the keypoints into original-image pixels the way
+:func:`starpose.processing.keypoints_to_image` does (invalid keypoints included: apps tell them
+apart by ``score <= 0``). With ``raw=True`` the SimCC vectors are returned as well, for parity
+checks and debugging.
+
+Outputs are plain tensors that nothing else in the graph consumes ("leaves"): XNNPACK crashes on a
+quantized tensor that is both a graph output and an input to another op, so the int8 path later
+must not find such a tensor here either.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn as nn
+
+from starpose.spec import PoseSpec
+
+__all__ = ["PoseBundle", "Layout", "LAYOUTS", "IMAGE_INPUT", "AFFINE_INPUT", "output_names"]
+
+Layout = Literal["NHWC", "NCHW"]
+LAYOUTS: tuple[str, ...] = ("NHWC", "NCHW")
+IMAGE_INPUT = "image"
+AFFINE_INPUT = "crop_to_image"
+
+
+def output_names(raw: bool) -> tuple[str, ...]:
+    """Names of the bundle's outputs, in the order ``forward`` returns them."""
+    return ("keypoints", "scores", "simcc_x", "simcc_y") if raw else ("keypoints", "scores")
+
+
+class PoseBundle(nn.Module):
+    """``network`` (normalized float NCHW → ``(simcc_x, simcc_y)``) plus in-graph pre/post.
+
+    ``image``: (1, H, W, 3) for ``layout="NHWC"`` or (1, 3, H, W) for ``"NCHW"``, RGB, 0..255,
+    uint8 or float (Core ML image inputs arrive as float). ``crop_to_image``: (1, 2, 3) float32,
+    only with ``affine=True``. Returns ``(keypoints (1, K, 2), scores (1, K))`` in float32, then
+    ``simcc_x, simcc_y`` with ``raw=True``.
+    """
+
+    def __init__(
+        self,
+        network: nn.Module,
+        spec: PoseSpec,
+        *,
+        layout: Layout = "NHWC",
+        affine: bool = False,
+        raw: bool = False,
+    ) -> None:
+        super().__init__()
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        self.network = network
+        self.spec = spec
+        self.layout = layout
+        self.affine = affine
+        self.raw = raw
+        self.register_buffer("split", torch.tensor([spec.simcc_split_ratio], dtype=torch.float32))
+        self.register_buffer("mean", torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1))
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return output_names(self.raw)
+
+    def example_inputs(self, dtype: torch.dtype = torch.uint8) -> tuple[torch.Tensor, ...]:
+        """Inputs of the right shape for tracing: a mid-grey crop and the identity matrix."""
+        h, w = self.spec.input_h, self.spec.input_w
+        shape = (1, h, w, 3) if self.layout == "NHWC" else (1, 3, h, w)
+        image = torch.full(shape, 128, dtype=dtype)
+        if not self.affine:
+            return (image,)
+        return image, torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
+
+    def forward(
+        self, image: torch.Tensor, crop_to_image: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, ...]:
+        dtype = self.mean.dtype  # the compute dtype: float32, or float16 after .half()
+        x = image.to(dtype)
+        if self.layout == "NHWC":
+            x = x.permute(0, 3, 1, 2)
+        x = (x - self.mean) / self.std
+        simcc_x, simcc_y = self.network(x)
+        max_x, idx_x = simcc_x.max(dim=-1)
+        max_y, idx_y = simcc_y.max(dim=-1)
+        scores = torch.minimum(max_x, max_y).to(torch.float32)
+        # int64 / float32 tensor is a true division to float32 without an explicit cast op (a
+        # cast would split the Core ML delegate; the only cast left is the uint8 input's). A float
+        # tensor, not a Python float: the lite interpreter would make int64 / double float64.
+        keypoints = torch.stack([idx_x, idx_y], dim=-1) / self.split.float()
+        invalid = (scores <= 0).unsqueeze(-1)
+        keypoints = torch.where(invalid, torch.full_like(keypoints, -1.0), keypoints)
+        if self.affine:
+            if crop_to_image is None:
+                raise ValueError(f"this bundle was built with affine=True: pass {AFFINE_INPUT}")
+            mat = crop_to_image.to(torch.float32)
+            keypoints = keypoints @ mat[:, :, :2].transpose(1, 2) + mat[:, :, 2].unsqueeze(1)
+        if self.raw:
+            return keypoints, scores, simcc_x.to(torch.float32), simcc_y.to(torch.float32)
+        return keypoints, scores

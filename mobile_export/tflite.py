@@ -1,0 +1,211 @@
+"""LiteRT (TensorFlow Lite) ``.tflite`` flatbuffers, via litert-torch (formerly ai-edge-torch).
+
+``litert_torch.convert`` traces the bundle with ``torch.export`` and lowers it to TFLite ops; the
+input stays NHWC uint8 (TFLite's native layout, what Android's ``Bitmap`` hands over) and the
+signature ``serving_default`` has named inputs (``image``, ``crop_to_image``) and outputs
+(``keypoints``, ``scores``). Runs with the LiteRT interpreter (``ai_edge_litert``; Android
+``com.google.ai.edge.litert``, iOS ``TensorFlowLiteSwift``) on its XNNPACK CPU path or the GPU
+delegate.
+
+fp16 is TFLite's "float16 quantization": convolution and fully-connected weights are stored as
+float16 with DEQUANTIZE ops (``ai_edge_quantizer``'s float-casting recipe). The file is half the
+size; the GPU delegate computes in fp16, the CPU path dequantizes once at load.
+
+Metadata: a ``starpose_metadata`` entry in the flatbuffer's ``Model.metadata`` table (a named
+buffer holding the JSON; readable with the flatbuffer schema, see :func:`read_embedded_metadata`)
+and the sidecar JSON.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .base import (
+    ArtifactLoadError,
+    ExportOptions,
+    ObservedIO,
+    Staging,
+    TensorInfo,
+    artifact_stem,
+    image_array,
+    require,
+)
+from .bundle import AFFINE_INPUT, IMAGE_INPUT, PoseBundle
+from .metadata import build_metadata, dumps, parse_metadata, sidecar_path
+
+__all__ = ["export_tflite", "open_runner", "inspect", "read_embedded_metadata", "embed_metadata"]
+
+NAME = "tflite"
+LAYOUT = "NHWC"
+SIGNATURE = "serving_default"
+METADATA_NAME = "starpose_metadata"
+
+
+class _Named(nn.Module):
+    """The bundle with keyword inputs and dict outputs, so that the TFLite signature has names."""
+
+    def __init__(self, bundle: PoseBundle) -> None:
+        super().__init__()
+        self.bundle = bundle
+
+    def forward(self, image: torch.Tensor, crop_to_image: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        return dict(zip(self.bundle.output_names, self.bundle(image, crop_to_image)))
+
+
+@torch.no_grad()
+def export_tflite(network: nn.Module, out_dir: Path, options: ExportOptions) -> list[Path]:
+    """Write ``<stem>.tflite`` and its sidecar; returns the paths."""
+    require("litert_torch", NAME)
+    import litert_torch
+
+    spec = network.spec
+    variant = getattr(network, "variant", "custom")
+    bundle = PoseBundle(network, spec, layout=LAYOUT, affine=options.affine, raw=options.raw).eval()
+    names = (IMAGE_INPUT, AFFINE_INPUT)[: 2 if options.affine else 1]
+    kwargs = dict(zip(names, bundle.example_inputs()))
+    name = artifact_stem(variant, None, options) + ".tflite"
+    options.progress(f"tflite: litert_torch.convert → {name}")
+    edge = litert_torch.signature(SIGNATURE, _Named(bundle).eval(), sample_kwargs=kwargs).convert()
+    data = bytes(edge.model_content())
+    if options.precision == "fp16":
+        options.progress("tflite: float16 weights (ai_edge_quantizer float casting)")
+        data = _fp16_weights(data)
+    meta = build_metadata(
+        spec, variant=variant, weights=options.weights, fmt=NAME, precision=options.precision,
+        backend="litert", layout=LAYOUT, affine=options.affine, raw=options.raw,
+        runtime={"name": "litert", "platforms": ["android", "ios", "linux", "macos"],
+                 "signature": SIGNATURE},
+    )
+    data = embed_metadata(data, dumps(meta))
+    with Staging(out_dir) as stage:
+        stage.write_bytes(name, data)
+        stage.write_text(sidecar_path(Path(name)).name, dumps(meta))
+        return stage.commit()
+
+
+def _fp16_weights(data: bytes) -> bytes:
+    require("ai_edge_quantizer", NAME)
+    from ai_edge_quantizer import algorithm_manager, qtyping, quantizer
+
+    q = quantizer.Quantizer(bytearray(data))
+    q.add_weight_only_config(
+        regex=".*",
+        operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
+        num_bits=16,
+        granularity=qtyping.QuantGranularity.TENSORWISE,
+        algorithm_key=algorithm_manager.AlgorithmName.FLOAT_CASTING,
+    )
+    return bytes(q.quantize().quantized_model)
+
+
+def embed_metadata(data: bytes, text: str) -> bytes:
+    """Add (or replace) the ``starpose_metadata`` entry of ``Model.metadata``."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(data))
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = METADATA_NAME
+    entry.buffer = len(model.buffers) - 1
+    model.metadata = [m for m in (model.metadata or []) if _name(m.name) != METADATA_NAME] + [entry]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _name(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def read_embedded_metadata(path: Path) -> dict[str, Any] | None:
+    from ai_edge_litert import schema_py_generated as schema
+
+    data = Path(path).read_bytes()
+    try:
+        if not schema.Model.ModelBufferHasIdentifier(data, 0):
+            raise ValueError("missing the TFL3 file identifier")
+        model = schema.Model.GetRootAs(data, 0)
+        for i in range(model.MetadataLength()):
+            entry = model.Metadata(i)
+            if _name(entry.Name()) == METADATA_NAME:
+                buf = model.Buffers(entry.Buffer())
+                text = buf.DataAsNumpy().tobytes().decode("utf-8")
+                return parse_metadata(text, f"{path} (Model.metadata '{METADATA_NAME}')")
+    except (ValueError, IndexError, UnicodeDecodeError, AttributeError) as e:
+        raise ArtifactLoadError(f"{path}: not a readable TFLite flatbuffer ({e})") from e
+    return None
+
+
+def _interpreter_class() -> Any:
+    """LiteRT's interpreter; ``tflite_runtime`` where that is the only one installed."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
+        except ImportError as e:
+            require("ai_edge_litert", NAME)
+            raise e
+    return Interpreter
+
+
+def _interpreter(path: Path) -> Any:
+    try:
+        it = _interpreter_class()(model_path=str(path), num_threads=1)
+        it.allocate_tensors()
+    except (ValueError, RuntimeError) as e:
+        raise ArtifactLoadError(f"{path}: the LiteRT interpreter could not load it ({e})") from e
+    return it
+
+
+def _details(rows: dict[str, Any] | list[dict[str, Any]], prefix: str) -> tuple[TensorInfo, ...]:
+    if isinstance(rows, dict):
+        items = list(rows.items())
+    else:
+        items = [(r["name"], r) for r in rows]
+    return tuple(TensorInfo(n, tuple(int(s) for s in d["shape"]), np.dtype(d["dtype"]).name) for n, d in items)
+
+
+class _Runner:
+    def __init__(self, path: Path, meta: dict[str, Any]) -> None:
+        self.path = Path(path)
+        self.meta = meta
+        self.interpreter = _interpreter(self.path)
+        try:
+            self.runner = self.interpreter.get_signature_runner(SIGNATURE)
+        except ValueError as e:
+            raise ArtifactLoadError(f"{path}: no '{SIGNATURE}' signature ({e})") from e
+
+    def observed_io(self) -> ObservedIO:
+        return ObservedIO(_details(self.runner.get_input_details(), "input"),
+                          _details(self.runner.get_output_details(), "output"))
+
+    def __call__(self, crop: np.ndarray, crop_to_image: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        feeds = {IMAGE_INPUT: image_array(crop, self.meta)}
+        if self.meta["affine_input"]["present"]:
+            if crop_to_image is None:
+                raise ValueError(f"{self.path.name} has a crop_to_image input: pass the matrix")
+            feeds[AFFINE_INPUT] = np.asarray(crop_to_image, np.float32).reshape(1, 2, 3)
+        try:
+            outs = self.runner(**feeds)
+        except (ValueError, RuntimeError) as e:
+            raise ArtifactLoadError(f"{self.path}: LiteRT failed to run it ({e})") from e
+        return {k: np.asarray(v, dtype=np.float32) for k, v in outs.items()}
+
+
+def open_runner(path: Path, meta: dict[str, Any]) -> _Runner:
+    return _Runner(path, meta)
+
+
+def inspect(path: Path) -> ObservedIO:
+    it = _interpreter(Path(path))
+    try:
+        runner = it.get_signature_runner(SIGNATURE)
+    except ValueError as e:
+        raise ArtifactLoadError(f"{path}: no '{SIGNATURE}' signature ({e})") from e
+    return ObservedIO(_details(runner.get_input_details(), "input"), _details(runner.get_output_details(), "output"))
