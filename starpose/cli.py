@@ -40,5 +40,283 @@ def models_cmd() -> None:
         click.echo(f"{name:12s} {n:>10,d} params   pretrained: {'yes' if name in have else 'no'}")
 
 
+
+def _split_size(value: str | None) -> tuple[int, int] | None:
+    """``256x192`` (h x w, as the paper writes it) → (w, h)."""
+    if value is None:
+        return None
+    try:
+        h, w = (int(v) for v in value.lower().split("x"))
+    except ValueError as e:
+        raise click.BadParameter(f"expected HEIGHTxWIDTH such as 256x192, got {value!r}") from e
+    return (w, h)
+
+
+@main.command("train")
+@click.option("--config", "config_name", default=None, help="Named recipe, e.g. coco_256x192_t (see --list-configs).")
+@click.option("--list-configs", is_flag=True, help="List the named recipes and exit.")
+@click.option("--data-root", type=click.Path(file_okay=False), default="data", show_default=True,
+              help="Folder holding coco/, crowdpose/, mpii/ (recipe paths are relative to it).")
+@click.option("--ann-file", type=click.Path(dir_okay=False), help="COCO person_keypoints json to train on (overrides the recipe).")
+@click.option("--img-dir", type=click.Path(file_okay=False), help="Folder of the training images.")
+@click.option("--val-ann-file", type=click.Path(dir_okay=False), help="Validation annotations.")
+@click.option("--val-img-dir", type=click.Path(file_okay=False), help="Validation images.")
+@click.option("--val-det-file", type=click.Path(dir_okay=False), help="COCO-results person detections for validation.")
+@click.option("--dataset", type=click.Choice(["coco", "crowdpose", "mpii"]), default=None)
+@click.option("--variant", default=None, help="starpose_t | starpose_s | starpose_m | starpose_l")
+@click.option("--input-size", default=None, help="HEIGHTxWIDTH, e.g. 256x192.")
+@click.option("--epochs", type=int, default=None)
+@click.option("--batch-size", type=int, default=None)
+@click.option("--lr", "base_lr", type=float, default=None, help="Base lr (scaled by batch/512 unless --no-scale-lr).")
+@click.option("--no-scale-lr", is_flag=True, help="Use --lr as is instead of scaling it by total batch / 512.")
+@click.option("--warmup-iters", type=int, default=None)
+@click.option("--val-interval", type=int, default=None)
+@click.option("--workers", "num_workers", type=int, default=None)
+@click.option("--seed", type=int, default=None)
+@click.option("--no-aug", is_flag=True, help="Disable augmentation (flip, half-body, bbox jitter).")
+@click.option("--init-weights", type=click.Path(dir_okay=False), default=None, help="Start from these weights.")
+@click.option("--work-dir", type=click.Path(file_okay=False), default="runs/train", show_default=True)
+@click.option("--resume", is_flag=True, help="Continue from WORK_DIR/last.pt.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train_cmd(config_name, list_configs, data_root, ann_file, img_dir, val_ann_file, val_img_dir, val_det_file,
+              dataset, variant, input_size, epochs, batch_size, base_lr, no_scale_lr, warmup_iters, val_interval,
+              num_workers, seed, no_aug, init_weights, work_dir, resume, quiet) -> None:
+    """Train a variant on a COCO-format folder (or a named recipe). Multi-process: run it under
+    ``torchrun --nproc-per-node N``."""
+    from .train import TrainConfig, get_recipe, list_recipes
+    from .train.loop import train
+
+    if list_configs:
+        click.echo("\n".join(list_recipes()))
+        return
+    if config_name:
+        try:
+            cfg = get_recipe(config_name).resolve(data_root)
+        except KeyError as e:
+            raise click.BadParameter(str(e.args[0]), param_hint="--config") from e
+    else:
+        if not ann_file or not img_dir:
+            raise click.UsageError("give --config NAME, or --ann-file and --img-dir")
+        cfg = TrainConfig()
+    cfg = cfg.override(
+        train_ann=ann_file, train_images=img_dir, val_ann=val_ann_file, val_images=val_img_dir,
+        val_det=val_det_file, dataset=dataset, variant=variant, input_size=_split_size(input_size), epochs=epochs,
+        batch_size=batch_size, base_lr=base_lr, warmup_iters=warmup_iters, val_interval=val_interval,
+        num_workers=num_workers, seed=seed, init_weights=init_weights,
+        augment=False if no_aug else None, auto_scale_lr_base_batch=0 if no_scale_lr else None,
+    )
+    if cfg.val_ann and not cfg.val_images:
+        raise click.UsageError("--val-ann-file needs --val-img-dir")
+    _check_inputs(cfg)
+    try:
+        result = train(cfg, work_dir, resume=resume, progress=not quiet, log=click.echo)
+    except (ValueError, FileNotFoundError) as e:
+        raise click.ClickException(str(e)) from e
+    if result.final_weights:
+        click.echo(f"weights: {result.final_weights}")
+
+
+def _check_inputs(cfg) -> None:
+    """Fail before training starts when an input file is missing, naming the expected path."""
+    from pathlib import Path
+
+    from .data.errors import DataError
+    from .spec import SPECS
+
+    checks = [("training annotations", cfg.train_ann, "file"), ("training images", cfg.train_images, "dir")]
+    if cfg.val_ann:
+        checks += [("validation annotations", cfg.val_ann, "file"), ("validation images", cfg.val_images, "dir")]
+    if cfg.val_det:
+        checks.append(("validation detections", cfg.val_det, "file"))
+    if cfg.val_gt_mat:
+        checks.append(("MPII ground truth", cfg.val_gt_mat, "file"))
+    for what, path, kind in checks:
+        p = Path(path)
+        ok = p.is_file() if kind == "file" else p.is_dir()
+        if not ok:
+            raise click.ClickException(f"{what}: expected a {kind} at {p}, found {'nothing' if not p.exists() else 'something else'}")
+    try:
+        if cfg.dataset == "mpii":
+            from .data.mpii import mpii_samples
+
+            mpii_samples(cfg.train_ann, cfg.train_images)
+        else:
+            from .data.coco import CocoIndex
+
+            CocoIndex(cfg.train_ann, SPECS[cfg.dataset])
+            if cfg.val_ann:
+                CocoIndex(cfg.val_ann, SPECS[cfg.dataset])
+    except DataError as e:
+        raise click.ClickException(str(e)) from e
+
+
+_EVAL_RECIPE = {"coco": "coco_256x192_t", "crowdpose": "crowdpose_256x192_t", "mpii": "mpii_256x256_t"}
+
+
+@main.command("eval")
+@click.option("--dataset", type=click.Choice(["coco", "crowdpose", "mpii"]), default="coco", show_default=True)
+@click.option("--data-root", type=click.Path(file_okay=False), default="data", show_default=True)
+@click.option("--ann-file", type=click.Path(dir_okay=False), help="Annotations (default: the data set's val file under --data-root).")
+@click.option("--img-dir", type=click.Path(file_okay=False), help="Images folder (default: the data set's).")
+@click.option("--boxes", type=click.Choice(["gt", "det"]), default="gt", show_default=True)
+@click.option("--det-file", type=click.Path(dir_okay=False), help="COCO-results detections (default: the data set's).")
+@click.option("--gt-mat", type=click.Path(dir_okay=False), help="MPII mpii_gt_val.mat (default: the data set's).")
+@click.option("--variant", default="starpose_t", show_default=True)
+@click.option("--weights", default="default", show_default=True, help="default | random | PATH")
+@click.option("--input-size", default=None, help="HEIGHTxWIDTH (default: the data set's).")
+@click.option("--flip/--no-flip", default=True, show_default=True, help="Test-time horizontal flip.")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--results", "results_out", type=click.Path(dir_okay=False), help="Write the keypoint results (COCO format) here.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the metric table as JSON here.")
+def eval_cmd(dataset, data_root, ann_file, img_dir, boxes, det_file, gt_mat, variant, weights, input_size, flip,
+             batch_size, results_out, json_out) -> None:
+    """Evaluate on COCO / CrowdPose (OKS AP, GT or detection boxes) or MPII (PCKh)."""
+    import json
+    from pathlib import Path
+
+    from .data.errors import DataError
+    from .models.checkpoint import CheckpointError
+    from .models.weights import load_model
+    from .spec import SPECS
+    from .train.config import get_recipe
+
+    require_extra("pycocotools", "eval")
+    recipe = get_recipe(_EVAL_RECIPE[dataset]).resolve(data_root)
+    ann_file = ann_file or recipe.val_ann
+    img_dir = img_dir or recipe.val_images
+    size = _split_size(input_size) or recipe.input_size
+    spec = SPECS[dataset].with_input_size(*size)
+    try:
+        model = load_model(variant, weights, spec=spec)
+    except (CheckpointError, FileNotFoundError) as e:
+        raise click.ClickException(str(e)) from e
+    try:
+        if dataset == "mpii":
+            from .evaluation.pckh import evaluate_mpii
+
+            out = evaluate_mpii(model, spec, ann_file, img_dir, gt_mat or recipe.val_gt_mat or None, flip=flip,
+                                batch_size=batch_size, results_out=results_out, progress=True)
+        else:
+            from .evaluation.runner import evaluate_coco_style
+
+            det = (det_file or recipe.val_det) if boxes == "det" else None
+            out = evaluate_coco_style(model, spec, ann_file, img_dir, det, mode=dataset if dataset == "crowdpose" else "coco",
+                                      flip=flip, batch_size=batch_size, results_out=results_out, progress=True)
+    except DataError as e:
+        raise click.ClickException(str(e)) from e
+    metrics = out["metrics"]
+    width = max(len(k) for k in metrics)
+    click.echo(f"{dataset} ({out['num_people']} people, {boxes} boxes, flip {'on' if flip else 'off'}, {variant}, weights {weights})")
+    for k, v in metrics.items():
+        click.echo(f"  {k:<{width}}  {v:.4f}")
+    if json_out:
+        from .evaluation.oks import write_results
+
+        write_results({"dataset": dataset, "boxes": boxes, "flip": flip, "variant": variant, "weights": weights,
+                       "num_people": out["num_people"], "metrics": metrics}, json_out)
+        click.echo(f"metrics: {json_out}")
+
+
+def _export_formats() -> list[str]:
+    from mobile_export.formats import FORMATS
+
+    return [*FORMATS, "all"]
+
+
+@main.command("export")
+@click.option("--format", "fmt", type=click.Choice(_export_formats()), required=True, help="Artifact format, or all.")
+@click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True)
+@click.option("--variant", default="starpose_t", show_default=True)
+@click.option("--weights", default="default", show_default=True,
+              help="default (packaged) | random (seeded init, latency work) | PATH (.pth / .safetensors)")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --weights random.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="exports", show_default=True)
+@click.option("--affine", is_flag=True, help="Add the crop→image matrix input: keypoints in image pixels.")
+@click.option("--raw-outputs", is_flag=True, help="Also output the SimCC vectors (debugging / parity).")
+def export_cmd(fmt, precision, variant, weights, seed, out_dir, affine, raw_outputs) -> None:
+    """Export VARIANT as phone-ready artifacts (uint8 RGB crop in, keypoints out) + manifest.json."""
+    from mobile_export.base import MissingExtraError
+    from mobile_export.export import export_formats, formats_for
+    from mobile_export.source import WeightsError, resolve_model
+
+    try:
+        exporters = formats_for(fmt, precision)
+        for e in exporters:
+            e.check_available()
+        model, info = resolve_model(variant, weights, seed=seed)
+    except (MissingExtraError, WeightsError, ValueError) as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"exporting {variant} ({info.name}) as {', '.join(e.name for e in exporters)} [{precision}] → {out_dir}")
+    try:
+        export_formats(model, info, exporters, out_dir, precision=precision, affine=affine, raw=raw_outputs,
+                       progress=click.echo)
+    except MissingExtraError as e:
+        raise click.ClickException(str(e)) from e
+
+
+@main.command("verify")
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--weights", default=None, help="Weights file the artifact was exported from (random/packaged ones are rebuilt).")
+@click.option("--coco-json", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="COCO keypoints json (images next to it) for the parity crops; default: the repo's test fixture.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Also write the reports as JSON.")
+def verify_cmd(path, weights, coco_json, json_out) -> None:
+    """Check an artifact or export directory: manifest sha256, metadata, inputs/outputs, and parity
+    against the eager model on real person crops. Exits non-zero when anything fails."""
+    from mobile_export.verify import verify
+
+    try:
+        report = verify(path, weights=weights, coco_json=coco_json)
+    except (FileNotFoundError, ValueError) as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(report.render())
+    if json_out:
+        report.write_json(json_out)
+    if not report.ok:
+        sys.exit(1)
+
+
+
+@main.command("predict")
+@click.argument("sources", nargs=-1, type=click.Path(path_type=str))
+@click.option("--sample", is_flag=True, help="Run on the sample photos shipped with the package.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="out/predict", show_default=True)
+@click.option("--variant", default="starpose_t", show_default=True)
+@click.option("--weights", default="default", show_default=True, help="default | random | PATH")
+@click.option("--det", "detections", type=click.Path(dir_okay=False), default=None,
+              help="COCO-results person detections (image_id = the file's numeric stem, or file_name).")
+@click.option("--det-thr", type=float, default=0.3, show_default=True, help="Minimum detection score.")
+@click.option("--kpt-thr", type=float, default=None, help="Keypoint score to draw (default: the weights' calibrated value).")
+@click.option("--flip/--no-flip", default=False, show_default=True, help="Test-time flip averaging.")
+@click.option("--smooth/--no-smooth", default=True, show_default=True, help="One Euro smoothing on video.")
+def predict_cmd(sources, sample, out_dir, variant, weights, detections, det_thr, kpt_thr, flip, smooth) -> None:
+    """Predict keypoints on images, folders or videos; write overlays and COCO results JSON."""
+    from pathlib import Path
+
+    from .data.errors import DataError
+    from .models.checkpoint import CheckpointError
+    from .models.weights import SAMPLES_DIR, default_keypoint_threshold, load_model
+    from .predict import PosePredictor, predict_paths
+
+    paths = [Path(s) for s in sources]
+    if sample:
+        paths += sorted(p for p in SAMPLES_DIR.iterdir() if p.suffix.lower() in {".jpg", ".png"})
+    if not paths:
+        raise click.UsageError("give images, folders or videos (or --sample)")
+    try:
+        model = load_model(variant, weights)
+    except (CheckpointError, FileNotFoundError) as e:
+        raise click.ClickException(str(e)) from e
+    thr = kpt_thr if kpt_thr is not None else default_keypoint_threshold(variant, weights)
+    try:
+        out = predict_paths(PosePredictor(model, model.spec, flip=flip), paths, Path(out_dir),
+                            Path(detections) if detections else None, det_thr, thr, smooth)
+    except DataError as e:
+        raise click.ClickException(str(e)) from e
+    for p in out["overlays"]:
+        click.echo(f"overlay: {p}")
+    click.echo(f"results: {out['results']} ({out['num_poses']} poses, COCO keypoint results format)")
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

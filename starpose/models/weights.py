@@ -55,3 +55,22 @@ def load_model(variant: str = "starpose_t", weights: str = "default", **override
         model = create_model(name, **overrides)
         load_into(model, weights)
     return model.eval()
+
+
+SAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "samples"
+
+
+def default_keypoint_threshold(variant: str, weights: str = "default") -> float:
+    """Score above which a keypoint is drawn/tracked. SimCC scores are raw logit maxima whose scale
+    depends on training; packaged weights record a calibrated value in their metadata
+    (``keypoint_threshold``), anything else gets 0.3."""
+    if weights != "default":
+        return 0.3
+    path = weights_path(variant if variant.startswith("starpose_") else f"starpose_{variant}")
+    if not path.is_file():
+        return 0.3
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata() or {}
+    return float(meta.get("keypoint_threshold", 0.3))

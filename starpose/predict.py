@@ -1,0 +1,285 @@
+"""``predict``: images, folders or videos in; skeleton overlays and COCO keypoint results out.
+
+Person boxes come from a COCO-results detection file when given. Otherwise a single person is
+followed: a still image is predicted on the whole frame, then once more on the region of interest
+that those keypoints give (BlazePose-style refinement); a video starts on the whole frame and then
+crops each frame around the previous frame's keypoints (MoveNet's cropping rule, in
+:mod:`starpose.tracking`), with optional One Euro smoothing.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from .processing import apply_affine, bbox_xywh_to_cs, decode_simcc, get_warp_matrix, invert_affine
+from .spec import PoseSpec
+from .tracking import OneEuroFilter, RoiTracker, full_frame_box, skeleton_draw_list, torso_indices
+
+__all__ = ["Pose", "PosePredictor", "draw_poses", "predict_paths", "IMAGE_EXTS", "VIDEO_EXTS"]
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+SIDE_COLORS = {"left": (0, 200, 255), "right": (255, 120, 0), "center": (60, 220, 60)}  # RGB
+
+
+@dataclass
+class Pose:
+    keypoints: np.ndarray  # (K, 2) image pixels
+    scores: np.ndarray  # (K,)
+    box: np.ndarray  # (x, y, w, h) the crop came from
+    box_score: float = 1.0
+
+    @property
+    def score(self) -> float:
+        s = self.scores[self.scores > 0]
+        return float(self.box_score * (s.mean() if s.size else 0.0))
+
+
+@dataclass
+class PosePredictor:
+    """Eager top-down predictor over uint8 RGB images."""
+
+    model: torch.nn.Module
+    spec: PoseSpec
+    flip: bool = False
+    _mean: np.ndarray = field(init=False, repr=False)
+    _std: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.model.eval()
+        self._mean = np.asarray(self.spec.mean, np.float32)
+        self._std = np.asarray(self.spec.std, np.float32)
+
+    @torch.no_grad()
+    def __call__(self, image: np.ndarray, boxes: list[np.ndarray], box_scores: list[float] | None = None) -> list[Pose]:
+        import cv2
+
+        from .inference import predict_simcc
+
+        if not boxes:
+            return []
+        w, h = self.spec.input_size
+        crops, mats = [], []
+        for box in boxes:
+            center, scale = bbox_xywh_to_cs(np.asarray(box, np.float64), self.spec.input_size, self.spec.bbox_padding)
+            mat = get_warp_matrix(center, scale, 0.0, (w, h))
+            crop = cv2.warpAffine(image, mat.astype(np.float32), (w, h), flags=cv2.INTER_LINEAR)
+            crops.append(((crop.astype(np.float32) - self._mean) / self._std).transpose(2, 0, 1))
+            mats.append(invert_affine(mat))
+        x = torch.from_numpy(np.stack(crops))
+        sx, sy = predict_simcc(self.model, x, self.flip, self.spec.flip_index)
+        kpts, scores = decode_simcc(sx.numpy(), sy.numpy(), self.spec.simcc_split_ratio)
+        box_scores = box_scores or [1.0] * len(boxes)
+        return [Pose(apply_affine(kpts[i], mats[i]), scores[i], np.asarray(boxes[i], np.float64), box_scores[i])
+                for i in range(len(boxes))]
+
+    def single_person(self, image: np.ndarray, refine: bool = True, score_threshold: float = 0.3) -> Pose:
+        """Whole frame first; then the ROI from those keypoints (one refinement step)."""
+        from .tracking import roi_from_keypoints
+
+        size = (image.shape[1], image.shape[0])
+        pose = self(image, [full_frame_box(size)])[0]
+        if refine:
+            roi = roi_from_keypoints(pose.keypoints, pose.scores, size, torso_indices(self.spec.keypoint_names),
+                                     score_threshold)
+            if roi is not None:
+                pose = self(image, [roi])[0]
+        return pose
+
+
+def draw_poses(image: np.ndarray, poses: list[Pose], spec: PoseSpec, score_threshold: float = 0.3,
+               draw_scores: bool = True) -> np.ndarray:
+    """Overlay skeletons (left orange-blue coded by side) and keypoint scores on an RGB image."""
+    import cv2
+
+    out = image.copy()
+    thick = max(2, int(round(max(image.shape[:2]) / 300)))
+    for pose in poses:
+        points, lines = skeleton_draw_list(pose.scores, spec.skeleton, spec.keypoint_names, score_threshold)
+        kp = pose.keypoints
+        for a, b, side in lines:
+            cv2.line(out, tuple(int(v) for v in kp[a]), tuple(int(v) for v in kp[b]), SIDE_COLORS[side], thick,
+                     cv2.LINE_AA)
+        for i, side in points:
+            c = tuple(int(v) for v in kp[i])
+            cv2.circle(out, c, thick + 2, SIDE_COLORS[side], -1, cv2.LINE_AA)
+            cv2.circle(out, c, thick + 2, (255, 255, 255), 1, cv2.LINE_AA)
+            if draw_scores:
+                cv2.putText(out, f"{pose.scores[i]:.2f}", (c[0] + 4, c[1] - 4), cv2.FONT_HERSHEY_SIMPLEX,
+                            0.3 + thick * 0.08, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+def _image_id(path: Path, index: int) -> int:
+    return int(path.stem) if path.stem.isdigit() else index
+
+
+def load_detections(path: Path) -> dict:
+    """Detections (COCO results list) indexed by image id and by file name when present."""
+    from .data.coco import load_json
+    from .data.errors import DataError
+
+    dets = load_json(path)
+    if not isinstance(dets, list):
+        raise DataError(path, "expected a COCO results list of {image_id, bbox, score}")
+    by_key: dict = {}
+    for i, d in enumerate(dets):
+        if not isinstance(d, dict) or "bbox" not in d or ("image_id" not in d and "file_name" not in d):
+            raise DataError(path, f"entry {i} lacks 'bbox' or 'image_id'/'file_name'")
+        if d.get("category_id", 1) != 1:
+            continue
+        key = d.get("file_name", d.get("image_id"))
+        by_key.setdefault(key, []).append(d)
+    return by_key
+
+
+def iter_inputs(source: Path) -> Iterator[Path]:
+    from .data.errors import DataError
+
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS)
+        if not files:
+            raise DataError(source, "no images or videos in this folder")
+        yield from files
+    elif source.is_file():
+        if source.suffix.lower() not in IMAGE_EXTS | VIDEO_EXTS:
+            raise DataError(source, f"unsupported file type {source.suffix!r} (images: "
+                                    f"{', '.join(sorted(IMAGE_EXTS))}; videos: {', '.join(sorted(VIDEO_EXTS))})")
+        yield source
+    else:
+        raise DataError(source, "no such file or folder")
+
+
+def predict_paths(
+    predictor: PosePredictor,
+    sources: list[Path],
+    out_dir: Path,
+    detections: Path | None = None,
+    det_score_thr: float = 0.3,
+    score_threshold: float = 0.3,
+    smooth: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Run on every image/video under ``sources``; write overlays and ``results.json``."""
+    import cv2
+
+    from .data.topdown import read_image_rgb
+    from .evaluation.oks import write_results
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dets = load_detections(detections) if detections else None
+    files = [p for s in sources for p in iter_inputs(Path(s))]
+    results: list[dict] = []
+    images: list[dict] = []
+    overlays: list[str] = []
+    bar = None
+    if progress and len(files) > 1:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(files), desc="predict", unit="file")
+    for index, path in enumerate(files):
+        if path.suffix.lower() in VIDEO_EXTS:
+            overlays.append(str(_predict_video(predictor, path, out_dir, results, images, score_threshold, smooth,
+                                               progress)))
+        else:
+            image = read_image_rgb(path)
+            image_id = _image_id(path, len(images))
+            if dets is not None:
+                ds = [d for d in dets.get(path.name, []) + dets.get(image_id, []) if d.get("score", 1) >= det_score_thr]
+                poses = predictor(image, [np.asarray(d["bbox"], np.float64) for d in ds],
+                                  [float(d.get("score", 1.0)) for d in ds])
+            else:
+                poses = [predictor.single_person(image, score_threshold=score_threshold)]
+            images.append({"id": image_id, "file_name": path.name, "width": image.shape[1], "height": image.shape[0]})
+            results.extend(_coco_results(poses, image_id))
+            target = out_dir / f"{path.stem}_pose.jpg"
+            _write_image(target, draw_poses(image, poses, predictor.spec, score_threshold))
+            overlays.append(str(target))
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    write_results(results, out_dir / "results.json")
+    write_results({"images": images, "categories": [{"id": 1, "name": "person",
+                   "keypoints": list(predictor.spec.keypoint_names),
+                   "skeleton": [[a + 1, b + 1] for a, b in predictor.spec.skeleton]}]}, out_dir / "images.json")
+    return {"overlays": overlays, "results": str(out_dir / "results.json"), "num_poses": len(results)}
+
+
+def _coco_results(poses: list[Pose], image_id: int) -> list[dict]:
+    return [{"image_id": image_id, "category_id": 1, "score": p.score,
+             "keypoints": [float(v) for v in np.concatenate([p.keypoints, p.scores[:, None]], 1).reshape(-1)]}
+            for p in poses]
+
+
+def _write_image(path: Path, rgb: np.ndarray) -> None:
+    import cv2
+
+    from .train.checkpoint import atomic_save
+
+    ok, buf = cv2.imencode(path.suffix, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise OSError(f"{path}: could not encode the overlay")
+    atomic_save(lambda tmp: Path(tmp).write_bytes(buf.tobytes()), path)
+
+
+def _predict_video(predictor: PosePredictor, path: Path, out_dir: Path, results: list, images: list,
+                   score_threshold: float, smooth: bool, progress: bool) -> Path:
+    import os
+    import tempfile
+
+    import cv2
+
+    from .data.errors import DataError
+
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise DataError(path, "cannot open video")
+    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    target = out_dir / f"{path.stem}_pose.mp4"
+    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix="." + target.stem, suffix=".mp4")
+    os.close(fd)
+    writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    tracker = RoiTracker((w, h), torso_indices(predictor.spec.keypoint_names), score_threshold)
+    filt = OneEuroFilter(min_cutoff=1.0, beta=0.05) if smooth else None
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc=path.name, unit="frame", leave=False)
+    frame_no = 0
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            pose = predictor(rgb, [tracker.box])[0]
+            tracker.update(pose.keypoints, pose.scores)
+            if filt is not None:
+                pose.keypoints = filt(pose.keypoints, frame_no / fps, (pose.scores > score_threshold)[:, None])
+            image_id = len(images)
+            images.append({"id": image_id, "file_name": f"{path.name}#{frame_no}", "width": w, "height": h})
+            results.extend(_coco_results([pose], image_id))
+            writer.write(cv2.cvtColor(draw_poses(rgb, [pose], predictor.spec, score_threshold), cv2.COLOR_RGB2BGR))
+            frame_no += 1
+            if bar is not None:
+                bar.update(1)
+        writer.release()
+        if frame_no == 0:
+            raise DataError(path, "no frames could be decoded")
+        os.replace(tmp, target)
+    finally:
+        cap.release()
+        if bar is not None:
+            bar.close()
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target

@@ -1,0 +1,56 @@
+"""Atomic training checkpoints, readable with ``torch.load(weights_only=True)``."""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["atomic_save", "save_checkpoint", "load_checkpoint", "save_weights", "CHECKPOINT_VERSION"]
+
+CHECKPOINT_VERSION = 1
+
+
+def atomic_save(write, path: str | Path) -> Path:
+    """Call ``write(tmp_path)`` and rename onto ``path``: readers never see a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
+    state = {"version": CHECKPOINT_VERSION, **state}
+    return atomic_save(lambda tmp: torch.save(state, tmp), path)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(f"{path}: not a readable training checkpoint ({e})") from e
+    if not isinstance(state, dict) or "model" not in state or "epoch" not in state:
+        raise ValueError(f"{path}: not a starpose training checkpoint (no 'model'/'epoch' entries)")
+    return state
+
+
+def save_weights(path: str | Path, model: torch.nn.Module, metadata: dict[str, str] | None = None) -> Path:
+    """Model weights only, as safetensors (what ships and what exporters load)."""
+    from safetensors.torch import save_file
+
+    sd = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    return atomic_save(lambda tmp: save_file(sd, tmp, metadata=metadata or {}), path)
