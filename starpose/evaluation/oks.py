@@ -74,6 +74,23 @@ def write_results(results: list[dict], path: str | Path) -> Path:
     return path
 
 
+def _import_xtcocotools():
+    try:
+        from xtcocotools.coco import COCO
+        from xtcocotools.cocoeval import COCOeval
+    except ImportError as e:
+        raise ImportError(
+            f"CrowdPose evaluation needs xtcocotools ({e}); install it with: pip install 'starpose-mobile[eval]'"
+        ) from e
+    except ValueError as e:  # "numpy.dtype size changed": a wheel compiled against numpy 1
+        raise ImportError(
+            f"xtcocotools does not load with this numpy ({e}); its published wheel targets numpy 1, build it from "
+            "source: pip install cython setuptools wheel && pip install --no-build-isolation --no-binary xtcocotools "
+            "--force-reinstall xtcocotools"
+        ) from e
+    return COCO, COCOeval
+
+
 def coco_keypoint_eval(
     gt_json: str | Path,
     results: list[dict] | str | Path,
@@ -108,8 +125,7 @@ def coco_keypoint_eval(
             ev.summarize()
             names = COCO_STAT_NAMES
         elif mode == "crowdpose":
-            from xtcocotools.coco import COCO
-            from xtcocotools.cocoeval import COCOeval
+            COCO, COCOeval = _import_xtcocotools()
 
             gt = COCO(str(gt_json))
             dt = gt.loadRes(list(results))
