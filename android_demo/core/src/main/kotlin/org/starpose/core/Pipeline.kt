@@ -102,13 +102,15 @@ class PosePipeline(
         val imageToCrop = getWarpMatrix(cs, 0.0, spec.inputWidth, spec.inputHeight)
         val cropToImage = imageToCrop.inverse()
         val n = input.width * input.height * 3
+        // An image-type input (Core ML) is filled from an interleaved RGB crop whatever the layout.
+        val layout = if (input.isImage) Layout.NHWC else input.layout
         return if (input.normalizeInApp) {
             val crop = warpAffineBilinear(frame, imageToCrop, input.width, input.height, Layout.NHWC)
-            val floats = normalizeImage(crop, input.width, input.height, spec.mean, spec.std, Layout.NHWC, input.layout)
+            val floats = normalizeImage(crop, input.width, input.height, spec.mean, spec.std, Layout.NHWC, layout)
             PreparedInput(box, cs, imageToCrop, cropToImage, null, floats, input.shape)
         } else {
             val buf = if (out != null && out.size >= n) out else ByteArray(n)
-            warpAffineBilinear(frame, imageToCrop, input.width, input.height, input.layout, buf)
+            warpAffineBilinear(frame, imageToCrop, input.width, input.height, layout, buf)
             PreparedInput(box, cs, imageToCrop, cropToImage, buf, null, input.shape)
         }
     }
