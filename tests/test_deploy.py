@@ -1,0 +1,173 @@
+"""The deploy form computes what the released network computes, and lowers whole to XNNPACK."""
+from __future__ import annotations
+
+import collections
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from safetensors.torch import load_file
+
+from starpose.models import StarPose, StarPoseConfig, create_model, list_models
+from starpose.models.deploy import BandedDepthwiseConv2d, StarPoseDeploy, reparameterize_model
+from starpose.processing import bbox_xywh_to_cs, normalize_image, top_down_affine
+from starpose.spec import COCO_SPEC
+
+DATA = Path(__file__).parent / "data"
+REF = DATA / "reference"
+TOL = 1e-4
+
+
+def _golden_model(name: str) -> tuple[StarPose, dict[str, torch.Tensor]]:
+    golden = load_file(str(REF / f"starpose_{name}_golden.safetensors"))
+    if name == "t":
+        model = create_model("starpose_t")
+    else:
+        cfg = json.loads((REF / f"starpose_{name}_manifest.json").read_text())["config"]
+        model = StarPose(StarPoseConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}))
+    model.load_state_dict({k[len("model."):]: v for k, v in golden.items() if k.startswith("model.")})
+    return model.eval(), golden
+
+
+def _real_crop() -> torch.Tensor:
+    coco = json.loads((DATA / "coco/test_coco.json").read_text())
+    ann = coco["annotations"][0]
+    image = next(i for i in coco["images"] if i["id"] == ann["image_id"])
+    bgr = cv2.imread(str(DATA / "coco" / image["file_name"]))
+    assert bgr is not None
+    center, scale = bbox_xywh_to_cs(np.array(ann["bbox"]), COCO_SPEC.input_size)
+    crop, _ = top_down_affine(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), center, scale, COCO_SPEC.input_size)
+    return torch.from_numpy(normalize_image(crop, COCO_SPEC.mean, COCO_SPEC.std))[None]
+
+
+@torch.no_grad()
+def _randomize_statistics(model: nn.Module, seed: int) -> nn.Module:
+    """Non-trivial BatchNorm statistics and norm affines, so every folded parameter matters."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.2)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) * 1.5 + 0.5)
+        if isinstance(m, (nn.BatchNorm2d, nn.LayerNorm)):
+            m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+            m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.2)
+    return model.eval()
+
+
+@pytest.mark.parametrize("name", ["t", "cpmini"])
+def test_deploy_matches_golden(name):
+    model, golden = _golden_model(name)
+    deploy = reparameterize_model(model)
+    assert isinstance(deploy, StarPoseDeploy) and deploy is not model
+    x = golden["input"]
+    with torch.no_grad():
+        feats = deploy.forward_features(x)
+        sx, sy = deploy(x)
+        ex, ey = model(x)
+    assert (feats - golden["backbone_out"]).abs().max() <= TOL
+    assert (sx - golden["simcc_x"]).abs().max() <= TOL
+    assert (sy - golden["simcc_y"]).abs().max() <= TOL
+    assert (sx - ex).abs().max() <= TOL and (sy - ey).abs().max() <= TOL
+
+
+def test_source_model_is_left_untouched():
+    model, golden = _golden_model("t")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    reparameterize_model(model)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    with torch.no_grad():
+        assert (model(golden["input"])[0] - golden["simcc_x"]).abs().max() <= TOL
+
+
+@pytest.mark.parametrize("variant", list_models())
+def test_every_variant_deploy_equals_eager_on_a_real_crop(variant):
+    torch.manual_seed(0)
+    model = _randomize_statistics(create_model(variant), seed=1)
+    deploy = reparameterize_model(model)
+    x = _real_crop()
+    with torch.no_grad():
+        eager = model(x)
+        ours = deploy(x)
+    for e, d in zip(eager, ours):
+        assert d.shape == e.shape
+        assert (d - e).abs().max() <= TOL
+    # the crop matters: a different crop gives different SimCC vectors
+    with torch.no_grad():
+        flipped = deploy(x.flip(-1))
+    assert (flipped[0] - ours[0]).abs().max() > 1e-3
+    assert deploy.spec == model.spec and deploy.variant == model.variant
+
+
+def test_deploy_graph_is_nchw_and_free_of_ops_mobile_delegates_reject():
+    """Fast structural check of the exported deploy graph (the ExecuTorch lowering itself is the
+    slow test below): no LayerNorm, ELU, expand, reciprocal, token-axis mean, 4-D permute or
+    BatchNorm, and no 7x7 depthwise kernels (XNNPACK runs > 25 taps as a grouped GEMM)."""
+    model, golden = _golden_model("t")
+    ep = torch.export.export(reparameterize_model(model), (golden["input"],)).run_decompositions()
+    targets = collections.Counter()
+    for node in ep.graph.nodes:
+        if node.op != "call_function":
+            continue
+        name = getattr(node.target, "__name__", str(node.target))
+        targets[name.split(".")[0]] += 1
+        if name.startswith("permute"):
+            assert len(node.args[1]) < 4, "4-D permute: the deploy form must stay NCHW"
+        if name.startswith("mean"):
+            assert sorted(d % 4 for d in node.args[1]) == [2, 3], "mean over a non-spatial axis"
+        if name.startswith("convolution"):
+            weight = node.args[1].meta["val"]
+            groups = node.args[8]
+            if groups > 1 and groups == weight.shape[0]:
+                assert weight.shape[2] * weight.shape[3] <= 25, f"depthwise kernel {tuple(weight.shape)}"
+    for banned in ("native_layer_norm", "layer_norm", "elu", "expand", "reciprocal",
+                   "_native_batch_norm_legit_no_training", "native_batch_norm"):
+        assert targets[banned] == 0, (banned, targets)
+    assert targets["convolution"] > 0 and targets["bmm"] > 0
+
+
+def test_banded_depthwise_conv_equals_the_large_kernel():
+    torch.manual_seed(0)
+    for conv in (nn.Conv2d(8, 8, 7, 1, 9, dilation=3, groups=8), nn.Conv2d(8, 8, 7, 1, 3, groups=8)):
+        banded = BandedDepthwiseConv2d(conv)
+        assert all(b.kernel_size[0] * b.kernel_size[1] <= 25 for b in banded.bands)
+        x = torch.randn(2, 8, 13, 11)
+        with torch.no_grad():
+            assert (banded(x) - conv(x)).abs().max() <= 1e-5
+    with pytest.raises(ValueError, match="stride-1 depthwise"):
+        BandedDepthwiseConv2d(nn.Conv2d(8, 8, 7, 2, 3, groups=8))
+
+
+def test_rejects_non_starpose():
+    with pytest.raises(TypeError, match="StarPose"):
+        reparameterize_model(nn.Conv2d(3, 3, 1))
+
+
+def _lower_to_executorch(model: nn.Module, x: torch.Tensor):
+    pytest.importorskip("executorch", reason="needs the export extra: pip install 'starpose-mobile[export]'")
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    return to_edge_transform_and_lower(torch.export.export(model, (x,)), partitioner=[XnnpackPartitioner()])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["t", "cpmini"])
+def test_deploy_lowers_to_one_xnnpack_subgraph_with_nothing_on_the_portable_path(name):
+    model, golden = _golden_model(name)
+    lowered = _lower_to_executorch(reparameterize_model(model), golden["input"])
+    calls = collections.Counter(
+        str(n.target) for n in lowered.exported_program().graph.nodes
+        if n.op == "call_function" and "getitem" not in str(n.target)
+    )
+    assert calls == {"executorch_call_delegate": 1}, calls
+
+    from executorch.runtime import Runtime
+
+    program = Runtime.get().load_program(lowered.to_executorch().buffer)
+    out = program.load_method("forward").execute([golden["input"]])
+    assert (out[0] - golden["simcc_x"]).abs().max() <= TOL
+    assert (out[1] - golden["simcc_y"]).abs().max() <= TOL
