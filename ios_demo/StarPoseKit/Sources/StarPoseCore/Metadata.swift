@@ -54,6 +54,13 @@ public enum OutputsInfo {
     case simcc(lengthX: Int, lengthY: Int)
 }
 
+/// A model file picked for this platform, with its sidecar (name and parsed metadata) if any.
+public struct ArtifactChoice {
+    public let model: String
+    public let sidecar: String?
+    public let metadata: ModelMetadata?
+}
+
 public struct ModelMetadata {
     public static let formatVersion = 1
 
@@ -73,6 +80,27 @@ public struct ModelMetadata {
     public static func sidecarCandidates(_ modelFileName: String) -> [String] {
         let stem = (modelFileName as NSString).deletingPathExtension
         return ["\(modelFileName).json", "\(stem).json", "\(stem).metadata.json", "metadata.json"]
+    }
+
+    /// Choose the model file among `names` (a folder listing) for this platform: the first
+    /// `*.extension` in name order whose backend (from its sidecar, else its `_backend_` name
+    /// part) is not in `excludedBackends`. `read` returns a file's text; the chosen sidecar is
+    /// parsed (and so validated) here. Same rule as the Kotlin core.
+    public static func pickArtifact(_ names: [String], extension ext: String, excludedBackends: Set<String>,
+                                    read: (String) throws -> String) throws -> ArtifactChoice? {
+        for model in names.filter({ $0.hasSuffix(".\(ext)") }).sorted() {
+            let sidecar = sidecarCandidates(model).first { names.contains($0) }
+            var metadata: ModelMetadata?
+            if let sidecar { metadata = try parse(try read(sidecar), source: sidecar) }
+            let excluded: Bool
+            if let metadata {
+                excluded = excludedBackends.contains(metadata.backend)
+            } else {
+                excluded = excludedBackends.contains { model.contains("_\($0)_") }
+            }
+            if !excluded { return ArtifactChoice(model: model, sidecar: sidecar, metadata: metadata) }
+        }
+        return nil
     }
 
     public static func fromFile(_ url: URL) throws -> ModelMetadata {

@@ -25,32 +25,33 @@ public enum PoseRuntime: String, CaseIterable, Identifiable {
     public func makeEstimator(bundle: Bundle = .main) throws -> PoseEstimator {
         switch self {
         case .coreMLAll, .coreMLNeuralEngine, .coreMLCPU:
-            let url = try Self.find("mlmodelc", in: bundle, format: "coreml")
-            let units: MLComputeUnits = self == .coreMLAll ? .all : (self == .coreMLNeuralEngine ? .cpuAndNeuralEngine : .cpuOnly)
             // Xcode compiles name.mlpackage into name.mlmodelc; its sidecar keeps the package name.
-            let stem = url.deletingPathExtension().lastPathComponent
-            let sidecar = Self.sidecar(for: url, extra: ["\(stem).mlpackage.json"], in: bundle)
+            let (url, sidecar) = try Self.find("mlmodelc", in: bundle, format: "coreml") { "\($0).mlpackage.json" }
+            let units: MLComputeUnits = self == .coreMLAll ? .all : (self == .coreMLNeuralEngine ? .cpuAndNeuralEngine : .cpuOnly)
             return try CoreMLPoseEstimator(url: url, computeUnits: units, sidecar: sidecar)
         case .execuTorch:
             #if canImport(ExecuTorch)
-            let url = try Self.find("pte", in: bundle, format: "executorch")
-            return try ExecuTorchPoseEstimator(url: url, sidecar: Self.sidecar(for: url, extra: [], in: bundle))
+            let (url, sidecar) = try Self.find("pte", in: bundle, format: "executorch") { _ in nil }
+            return try ExecuTorchPoseEstimator(url: url, sidecar: sidecar)
             #else
             throw PoseError.invalidArgument("this build does not link ExecuTorch")
             #endif
         }
     }
 
-    static func find(_ ext: String, in bundle: Bundle, format: String) throws -> URL {
-        guard let url = bundle.urls(forResourcesWithExtension: ext, subdirectory: nil)?.sorted(by: { $0.lastPathComponent < $1.lastPathComponent }).first else {
+    /// The bundled model file with that extension and its metadata sidecar (if any), chosen by
+    /// StarPoseCore's `pickArtifact` (every backend runs on Apple devices).
+    static func find(_ ext: String, in bundle: Bundle, format: String, extraSidecar: (String) -> String?) throws -> (URL, URL?) {
+        guard let root = bundle.resourceURL,
+              let names = try? FileManager.default.contentsOfDirectory(atPath: root.path),
+              let choice = try ModelMetadata.pickArtifact(names, extension: ext, excludedBackends: [], read: { name in
+                  String(decoding: try Data(contentsOf: root.appendingPathComponent(name)), as: UTF8.self)
+              }) else {
             throw PoseError.invalidArgument("no .\(ext) model in the app bundle; run: starpose-mobile export --format \(format) --out ios_demo/App/Models")
         }
-        return url
-    }
-
-    static func sidecar(for model: URL, extra: [String], in bundle: Bundle) -> URL? {
-        let names = extra + ModelMetadata.sidecarCandidates(model.lastPathComponent)
-        return names.lazy.compactMap { bundle.url(forResource: $0, withExtension: nil) }.first
+        let stem = (choice.model as NSString).deletingPathExtension
+        let sidecarName = choice.sidecar ?? extraSidecar(stem).flatMap { names.contains($0) ? $0 : nil }
+        return (root.appendingPathComponent(choice.model), sidecarName.map { root.appendingPathComponent($0) })
     }
 }
 #endif

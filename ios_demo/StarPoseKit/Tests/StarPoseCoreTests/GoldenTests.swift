@@ -376,6 +376,32 @@ final class GoldenTests: XCTestCase {
         XCTAssertEqual(s.latencyMs, 17.5, accuracy: 1e-9)
     }
 
+    func test_artifact_choice() throws {
+        let xnn = String(decoding: FileManager.default.contents(atPath: Self.goldenDir.appendingPathComponent("metadata/executorch_nchw.json").path)!, as: UTF8.self)
+        let coreml = xnn.replacingOccurrences(of: "\"backend\": \"xnnpack\"", with: "\"backend\": \"coreml\"")
+        XCTAssertNotEqual(coreml, xnn, "fixture backend field not found")
+        let files = [
+            "starpose_t_coreml_fp32.pte": "", "starpose_t_coreml_fp32.pte.json": coreml,
+            "starpose_t_xnnpack_fp32.pte": "", "starpose_t_xnnpack_fp32.pte.json": xnn,
+            "manifest.json": "{}", "README.md": "",
+        ]
+        let read = { (name: String) -> String in files[name]! }
+        let android = try ModelMetadata.pickArtifact(Array(files.keys), extension: "pte", excludedBackends: ["coreml"], read: read)
+        XCTAssertEqual(android?.model, "starpose_t_xnnpack_fp32.pte")
+        XCTAssertEqual(android?.sidecar, "starpose_t_xnnpack_fp32.pte.json")
+        XCTAssertEqual(android?.metadata?.backend, "xnnpack")
+        let apple = try ModelMetadata.pickArtifact(Array(files.keys), extension: "pte", excludedBackends: [], read: read)
+        XCTAssertEqual(apple?.model, "starpose_t_coreml_fp32.pte")
+        let bare = try ModelMetadata.pickArtifact(["a_coreml_fp16.pte", "b_xnnpack_fp16.pte"], extension: "pte", excludedBackends: ["coreml"]) { _ in "" }
+        XCTAssertEqual(bare?.model, "b_xnnpack_fp16.pte")
+        XCTAssertNil(bare?.metadata)
+        XCTAssertNil(try ModelMetadata.pickArtifact(["only_coreml_fp32.pte"], extension: "pte", excludedBackends: ["coreml"]) { _ in "" })
+        XCTAssertNil(try ModelMetadata.pickArtifact(["x.tflite"], extension: "pte", excludedBackends: []) { _ in "" })
+        XCTAssertThrowsError(try ModelMetadata.pickArtifact(["m.pte", "m.pte.json"], extension: "pte", excludedBackends: []) { _ in "{" }) { error in
+            XCTAssertTrue(String(describing: error).contains("m.pte.json"))
+        }
+    }
+
     func test_image_bounds() throws {
         let short = [UInt8](repeating: 0, count: 299)
         XCTAssertThrowsError(try short.withUnsafeBytes { try RgbImage(width: 10, height: 10, bytes: $0) })

@@ -51,6 +51,9 @@ sealed class OutputsInfo {
     class Simcc(val lengthX: Int, val lengthY: Int) : OutputsInfo()
 }
 
+/** A model file picked for this platform, with its sidecar (name and parsed metadata) if any. */
+class ArtifactChoice(val model: String, val sidecar: String?, val metadata: ModelMetadata?)
+
 /**
  * The metadata JSON every exporter writes beside (or into) an artifact: the one place the app
  * learns input size, layout, keypoint names, skeleton and output form, instead of re-typing them.
@@ -78,6 +81,23 @@ class ModelMetadata(
         fun sidecarCandidates(modelFileName: String): List<String> {
             val stem = modelFileName.substringBeforeLast('.')
             return listOf("$modelFileName.json", "$stem.json", "$stem.metadata.json", "metadata.json")
+        }
+
+        /**
+         * Choose the model file among [names] (a folder listing) for this platform: the first
+         * `*.extension` in name order whose backend (from its sidecar, else its `_backend_` name
+         * part) is not in [excludedBackends] — the ExecuTorch export writes an XNNPACK and a
+         * Core ML program side by side, and Android cannot run the Core ML one. [read] returns a
+         * file's text; the chosen sidecar is parsed (and so validated) here.
+         */
+        fun pickArtifact(names: List<String>, extension: String, excludedBackends: Set<String>, read: (String) -> String): ArtifactChoice? {
+            for (model in names.filter { it.endsWith(".$extension") }.sorted()) {
+                val sidecar = sidecarCandidates(model).firstOrNull { it in names }
+                val metadata = sidecar?.let { parse(read(it), it) }
+                val excluded = if (metadata != null) metadata.backend in excludedBackends else excludedBackends.any { "_${it}_" in model }
+                if (!excluded) return ArtifactChoice(model, sidecar, metadata)
+            }
+            return null
         }
 
         fun fromFile(file: File): ModelMetadata {

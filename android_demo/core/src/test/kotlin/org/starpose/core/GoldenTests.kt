@@ -357,6 +357,33 @@ fun runUnit(dir: File, r: Runner) {
     }
 }
 
+fun runArtifactChoice(dir: File, r: Runner) {
+    r.test("artifact_choice") {
+        val xnn = File(dir, "metadata/executorch_nchw.json").readText()
+        val coreml = xnn.replace("\"backend\": \"xnnpack\"", "\"backend\": \"coreml\"")
+        expect(coreml != xnn) { "fixture backend field not found" }
+        val files = mapOf(
+            "starpose_t_coreml_fp32.pte" to "", "starpose_t_coreml_fp32.pte.json" to coreml,
+            "starpose_t_xnnpack_fp32.pte" to "", "starpose_t_xnnpack_fp32.pte.json" to xnn,
+            "manifest.json" to "{}", "README.md" to "",
+        )
+        val read = { name: String -> files.getValue(name) }
+        val android = ModelMetadata.pickArtifact(files.keys.toList(), "pte", setOf("coreml"), read)
+        expect(android?.model == "starpose_t_xnnpack_fp32.pte" && android.sidecar == "starpose_t_xnnpack_fp32.pte.json") { "picked ${android?.model}" }
+        expect(android?.metadata?.backend == "xnnpack") { "metadata not parsed" }
+        val apple = ModelMetadata.pickArtifact(files.keys.toList(), "pte", emptySet(), read)
+        expect(apple?.model == "starpose_t_coreml_fp32.pte") { "picked ${apple?.model}" }
+        // Without sidecars the backend is read from the exporter's file name.
+        val bare = ModelMetadata.pickArtifact(listOf("a_coreml_fp16.pte", "b_xnnpack_fp16.pte"), "pte", setOf("coreml")) { "" }
+        expect(bare?.model == "b_xnnpack_fp16.pte" && bare.metadata == null) { "picked ${bare?.model}" }
+        expect(ModelMetadata.pickArtifact(listOf("only_coreml_fp32.pte"), "pte", setOf("coreml")) { "" } == null) { "a Core ML program must not be picked" }
+        expect(ModelMetadata.pickArtifact(listOf("x.tflite"), "pte", emptySet()) { "" } == null) { "wrong extension picked" }
+        assertThrows<MetadataException>("bad sidecar", "m.pte.json") {
+            ModelMetadata.pickArtifact(listOf("m.pte", "m.pte.json"), "pte", emptySet()) { "{" }
+        }
+    }
+}
+
 fun main(args: Array<String>) {
     val dir = File(args.firstOrNull() ?: System.getenv("STARPOSE_GOLDEN") ?: "../../tests/golden")
     if (!File(dir, "processing.json").isFile) {
@@ -366,6 +393,7 @@ fun main(args: Array<String>) {
     val r = Runner()
     runGolden(dir, r)
     runUnit(dir, r)
+    runArtifactChoice(dir, r)
     for (f in r.failures) System.err.println("FAILED $f")
     println("${r.passed} passed, ${r.failures.size} failed")
     exitProcess(if (r.failures.isEmpty()) 0 else 1)

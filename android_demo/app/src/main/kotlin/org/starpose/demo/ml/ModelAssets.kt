@@ -17,14 +17,20 @@ class ModelAsset(val file: File, val sidecarText: String?, val sidecarName: Stri
 object ModelAssets {
     const val EXPORT_HINT = "starpose-mobile export --format %s --out android_demo/app/src/main/assets"
 
+    /** The first `*.extension` asset whose backend runs on Android (see ModelMetadata.pickArtifact). */
     fun find(context: Context, extension: String, format: String): ModelAsset {
         val names = context.assets.list("")?.toList().orEmpty()
-        val model = names.filter { it.endsWith(".$extension") }.sorted().firstOrNull()
-            ?: throw FileNotFoundException("no .$extension model in the app's assets; run: ${EXPORT_HINT.format(format)}")
-        val sidecar = ModelMetadata.sidecarCandidates(model).firstOrNull { it in names }
-        val text = sidecar?.let { name -> context.assets.open(name).use { it.readBytes().toString(Charsets.UTF_8) } }
-        return ModelAsset(copyOut(context, model), text, sidecar)
+        val read = { name: String -> context.assets.open(name).use { it.readBytes().toString(Charsets.UTF_8) } }
+        val choice = ModelMetadata.pickArtifact(names, extension, ANDROID_EXCLUDED_BACKENDS, read)
+            ?: throw FileNotFoundException(
+                "no .$extension model for Android in the app's assets (Core ML-delegated programs run only on Apple devices); " +
+                    "run: ${EXPORT_HINT.format(format)}",
+            )
+        return ModelAsset(copyOut(context, choice.model), choice.sidecar?.let(read), choice.sidecar)
     }
+
+    /** ExecuTorch programs delegated to these backends cannot run on Android. */
+    private val ANDROID_EXCLUDED_BACKENDS = setOf("coreml", "mps")
 
     /** Parse the sidecar, or the metadata embedded in the model when [embedded] can read it. */
     fun metadata(asset: ModelAsset, embedded: (() -> String?)? = null): ModelMetadata {
