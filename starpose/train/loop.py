@@ -203,7 +203,7 @@ def train(
             scaler.step(optimizer)
             scaler.update()
             iteration += 1
-            tot += float(loss.item()) * images.shape[0]
+            tot += float(loss.item())  # the loss sums over the batch: tot / count is per person
             count += images.shape[0]
             if bar is not None:
                 bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{optimizer.param_groups[0]['lr']:.1e}")
