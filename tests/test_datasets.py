@@ -1,0 +1,118 @@
+"""CrowdPose and MPII as the release lays them out: readers, metrics against the references."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from scipy.io import savemat
+
+from starpose import MPII_SPEC, create_model
+from starpose.cli import main
+from starpose.data.mpii import mpii_samples
+from starpose.evaluation.pckh import evaluate_mpii, pckh, pckh_from_mat
+
+from conftest import CROWD_DET, CROWD_DIR, CROWD_JSON, MPII_DIR, MPII_JSON
+
+
+def _mpii_gt():
+    anns = json.loads(MPII_JSON.read_text())
+    joints = np.array([a["joints"] for a in anns], dtype=np.float64)  # 1-based MATLAB pixels
+    vis = np.array([a["joints_vis"] for a in anns], dtype=np.float64)
+    return anns, joints, vis
+
+
+def _write_gt_mat(path, joints, vis):
+    """An mpii_gt_val.mat laid out like the official one for the fixture's people. The fixture
+    ships no head boxes, so each is the square on the upper-neck→head-top segment."""
+    neck, top = joints[:, 8], joints[:, 9]
+    c = (neck + top) / 2
+    half = np.linalg.norm(top - neck, axis=1)[:, None] / np.sqrt(2)
+    heads = np.stack([c - half, c + half])  # 2 (corner), N, 2 (xy)
+    savemat(str(path), {
+        "dataset_joints": np.array([[n] for n in MPII_SPEC.keypoint_names], dtype=object).T,
+        "jnt_missing": (1 - vis).T,  # 16, N
+        "pos_gt_src": joints.transpose(1, 2, 0),  # 16, 2, N
+        "headboxes_src": heads.transpose(0, 2, 1),  # 2, 2, N
+    })
+    return np.linalg.norm(heads[1] - heads[0], axis=1) * 0.6
+
+
+def _reference_pckh(pred_1based, joints, vis, head_sizes, thr=0.5):
+    """The standard MPII evaluation script's arithmetic, written out independently."""
+    uv_err = np.linalg.norm(pred_1based - joints, axis=2).T  # 16, N
+    scaled = uv_err / head_sizes[None] * vis.T
+    jnt_count = vis.T.sum(1)
+    less = (scaled <= thr) * vis.T
+    per_joint = 100.0 * less.sum(1) / jnt_count
+    mask = np.ones(16, bool)
+    mask[6:8] = False
+    ratio = np.where(mask, jnt_count, 0) / np.where(mask, jnt_count, 0).sum()
+    return float((per_joint * ratio).sum()), per_joint
+
+
+def test_mpii_reader_center_scale_protocol():
+    anns, joints, _ = _mpii_gt()
+    s = mpii_samples(MPII_JSON, MPII_DIR)
+    assert len(s) == 5
+    np.testing.assert_allclose(s[0].keypoints, joints[0] - 1)
+    c = np.array(anns[0]["center"])
+    np.testing.assert_allclose(s[0].center, [c[0] - 1, c[1] + 15 * anns[0]["scale"] - 1])
+    np.testing.assert_allclose(s[0].scale, [anns[0]["scale"] * 200 * 1.25] * 2)
+
+
+def test_pckh_ground_truth_is_100_shifted_lower_and_equals_reference(tmp_path):
+    _, joints, vis = _mpii_gt()
+    head_sizes = _write_gt_mat(tmp_path / "mpii_gt_val.mat", joints, vis)
+    perfect = pckh_from_mat(joints - 1, tmp_path / "mpii_gt_val.mat")
+    assert perfect["PCKh"] == pytest.approx(100.0) and perfect["PCKh@0.1"] == pytest.approx(100.0)
+    rng = np.random.default_rng(0)
+    noisy = joints - 1 + rng.normal(scale=40.0, size=joints.shape)
+    ours = pckh_from_mat(noisy, tmp_path / "mpii_gt_val.mat")
+    ref, per_joint = _reference_pckh(noisy + 1, joints, vis, head_sizes)
+    assert ours["PCKh"] < 100.0
+    assert ours["PCKh"] == pytest.approx(ref, abs=1e-9)
+    assert ours["Head"] == pytest.approx(per_joint[9], abs=1e-9)
+
+
+def test_mpii_end_to_end_and_missing_mat(tmp_path):
+    _, joints, vis = _mpii_gt()
+    _write_gt_mat(tmp_path / "gt.mat", joints, vis)
+    model = create_model("starpose_t", spec=MPII_SPEC).eval()
+    out = evaluate_mpii(model, MPII_SPEC, MPII_JSON, MPII_DIR, tmp_path / "gt.mat", flip=True)
+    assert set(out["metrics"]) >= {"PCKh", "PCKh@0.1", "Head", "Ankle"}
+    assert out["keypoints"].shape == (5, 16, 2)
+    from starpose.data import DataError
+
+    with pytest.raises(DataError, match="nope.mat.*not found"):
+        evaluate_mpii(model, MPII_SPEC, MPII_JSON, MPII_DIR, tmp_path / "nope.mat", flip=False)
+
+
+def test_mpii_bad_entries(tmp_path):
+    anns = json.loads(MPII_JSON.read_text())
+    anns[1]["joints"] = anns[1]["joints"][:10]
+    p = tmp_path / "mpii_val.json"
+    p.write_text(json.dumps(anns))
+    from starpose.data import DataError
+
+    with pytest.raises(DataError, match=r"mpii_val\.json.*entry 1: joints has shape \(10, 2\)"):
+        mpii_samples(p, MPII_DIR)
+
+
+def test_crowdpose_eval_cli_with_detections_in_release_layout(tmp_path):
+    root = tmp_path / "data"
+    ann = root / "crowdpose" / "annotations"
+    ann.mkdir(parents=True)
+    shutil.copytree(CROWD_DIR, root / "crowdpose" / "images", ignore=shutil.ignore_patterns("*.json"))
+    shutil.copy(CROWD_JSON, ann / "mmpose_crowdpose_test.json")
+    shutil.copy(CROWD_DET, ann / "det_for_crowd_test_0.1_0.5.json")
+    out = tmp_path / "m.json"
+    r = CliRunner().invoke(main, ["eval", "--dataset", "crowdpose", "--data-root", str(root), "--boxes", "det",
+                                  "--weights", "random", "--variant", "starpose_t", "--no-flip", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    m = json.loads(out.read_text())["metrics"]
+    assert set(m) >= {"AP", "AP(E)", "AP(M)", "AP(H)"}
+    r = CliRunner().invoke(main, ["eval", "--dataset", "coco", "--data-root", str(root), "--weights", "random"])
+    assert r.exit_code != 0 and "person_keypoints_val2017.json" in r.output
