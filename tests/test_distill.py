@@ -348,3 +348,33 @@ def test_teacher_detects_and_segments_fixture_person():
     assert ann is not None and ann["num_keypoints"] >= 15
     ann["area"] = gt_ann["area"]
     assert oks(gt_ann, ann) > 0.75
+
+
+def test_detector_windows_cover_the_image():
+    from starpose.distill.blazepose import PoseDetector
+
+    assert len(PoseDetector.windows(400, 400, ())) == 1
+    assert len(PoseDetector.windows(400, 400, (1.0,))) == 1  # square: the letterbox suffices
+    wins = PoseDetector.windows(576, 768, (1.0, 0.5))
+    whole, rest = wins[0], wins[1:]
+    assert (whole.cx, whole.cy, whole.size) == (383.5, 287.5, 768.0)
+    half = [r for r in rest if r.size == 288.0]
+    assert len(half) == 15  # 5 x 3 grid, 50% overlap
+    # every pixel is inside some half-size window
+    ys, xs = np.mgrid[0:576:16, 0:768:16]
+    covered = np.zeros(xs.shape, bool)
+    for r in half:
+        covered |= (np.abs(xs - r.cx) <= r.size / 2) & (np.abs(ys - r.cy) <= r.size / 2)
+    assert covered.all()
+
+
+def test_label_predictions_resume_and_config(tmp_path):
+    label = _load("label")
+    im = {"file_name": "a.jpg", "detect_scales": [1.0, 0.5]}
+    key = label.config_key(im)
+    assert key != label.config_key({"file_name": "a.jpg"})
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps({"file_name": "a.jpg", "config": key, "people": [{"flag": 1}]}) + "\n"
+                    + '{"file_name": "b.jpg", "conf')  # a line cut by an interrupted run
+    preds = label.read_predictions(path)
+    assert list(preds) == [("a.jpg", key)] and preds[("a.jpg", key)] == [{"flag": 1}]

@@ -254,6 +254,7 @@ def gather_images(args: argparse.Namespace) -> None:
                         "package": pkg.name, "version": pkg.version, "member": name,
                         "frame": frame_idx, "license": member.license, "note": member.note,
                         "group": group, "split": member.split,
+                        "detect_scales": list(member.detect_scales),
                     })
                 print(f"{pkg.name}:{name}: {sum(r['member'] == name for r in records)} images", flush=True)
     manifest = {"sources": sources, "excluded": EXCLUDED, "dropped": dropped, "images": records}

@@ -39,6 +39,9 @@ class Member:
     group: str  # split unit; "{stem}" is replaced by the file stem, "{parent}" by its folder name
     split: str = "train"  # "train" or "val" (held out); every member of a group must agree
     max_frames: int = 0  # videos: at most this many frames, evenly spaced (0: every frame)
+    # Detector window scales (see PoseDetector.windows): 0.5 adds half-size windows for sources
+    # whose people are small in the frame; it costs about 3x the teacher time per image.
+    detect_scales: tuple[float, ...] = (1.0,)
 
 
 PACKAGES: dict[str, Package] = {
@@ -70,22 +73,24 @@ MEMBERS: tuple[Member, ...] = (
     # not aipose code, so aipose's Fair Source terms are not what governs them; aipose's own
     # person.jpg / video.mp4 (unknown origin, under those terms) are not used.
     Member("aipose", "aipose-*/notebooks/poses/pexels-miriam-alonso-*.jpg", "Pexels License",
-           "Pexels photo (photographer-id in the file name)", "pexels-miriam-alonso", split="val"),
+           "Pexels photo (photographer-id in the file name)", "pexels-miriam-alonso", split="val",
+           detect_scales=(1.0, 0.5)),
     Member("aipose", "aipose-*/notebooks/poses/pexels-*.jpg", "Pexels License",
-           "Pexels photo (photographer-id in the file name)", "pexels-{stem}"),
+           "Pexels photo (photographer-id in the file name)", "{stem}", detect_scales=(1.0, 0.5)),
     Member("scikit-image", "skimage/data/astronaut.png", "Public domain (NASA)",
-           "Eileen Collins, NASA Great Images", "skimage-astronaut"),
+           "Eileen Collins, NASA Great Images", "skimage-astronaut", detect_scales=(1.0, 0.5)),
     Member("scikit-image", "skimage/data/camera.png", "CC0 (Lav Varshney)",
-           "cameraman", "skimage-camera"),
+           "cameraman", "skimage-camera", detect_scales=(1.0, 0.5)),
     Member("matplotlib", "matplotlib/mpl-data/sample_data/grace_hopper.jpg", "Public domain (US Navy)",
-           "Grace Hopper portrait", "mpl-grace_hopper"),
+           "Grace Hopper portrait", "mpl-grace_hopper", detect_scales=(1.0, 0.5)),
     Member("opencv-doc", "./usr/share/doc/opencv-doc/examples/data/messi5.jpg",
-           "Apache-2.0 AND BSD-3-Clause", "OpenCV sample (package licence)", "opencv-messi"),
+           "Apache-2.0 AND BSD-3-Clause", "OpenCV sample (package licence)", "opencv-messi", detect_scales=(1.0, 0.5)),
     Member("opencv-doc", "./usr/share/doc/opencv-doc/examples/data/basketball*.png",
-           "Apache-2.0 AND BSD-3-Clause", "OpenCV sample (package licence)", "opencv-basketball", split="val"),
+           "Apache-2.0 AND BSD-3-Clause", "OpenCV sample (package licence)", "opencv-basketball", split="val",
+           detect_scales=(1.0, 0.5)),
     Member("opencv-doc", "./usr/share/doc/opencv-doc/examples/data/vtest.avi",
            "Apache-2.0 AND BSD-3-Clause", "OpenCV pedestrian sample video (package licence)",
-           "opencv-vtest"),
+           "opencv-vtest", max_frames=400, detect_scales=(1.0, 0.5)),
 )
 
 #: Packages whose files are the teacher (not images): MediaPipe's pose models, Apache-2.0.

@@ -293,18 +293,27 @@ class PoseDetector:
         kps = region.to_image(kps.reshape(-1, 2) * n, n).reshape(-1, 4, 2)
         return corners, kps, scores
 
-    def __call__(self, rgb: np.ndarray, tiles: bool = True) -> list[Detection]:
-        """People in an RGB uint8 image. With ``tiles``, square windows of the shorter side along
-        the longer side are searched too, so that people small in a wide frame are found."""
-        h, w = rgb.shape[:2]
-        regions = [Roi.whole_image(h, w)]
-        if tiles and max(h, w) > 1.3 * min(h, w):
-            side, long = min(h, w), max(h, w)
-            steps = int(np.ceil((long - side) / (0.5 * side))) + 1
-            for k in range(steps):
-                start = (long - side) * k / max(steps - 1, 1)
-                cx, cy = (start + (side - 1) / 2.0, (h - 1) / 2.0) if w >= h else ((w - 1) / 2.0, start + (side - 1) / 2.0)
-                regions.append(Roi(cx, cy, float(side), 0.0))
+    @staticmethod
+    def windows(height: int, width: int, scales: tuple[float, ...] = (1.0,)) -> list[Roi]:
+        """Search regions: the letterboxed whole image, then for each scale a grid of square
+        windows (side = scale x the shorter image side, 50% overlap) covering the image, so
+        that people small in the frame reach the detector at a usable size."""
+        regions = [Roi.whole_image(height, width)]
+        for scale in scales:
+            side = scale * min(height, width)
+            if side < 32 or (scale >= 1.0 and max(height, width) <= 1.3 * min(height, width)):
+                continue
+            centres = []
+            for extent in (width, height):
+                steps = int(np.ceil(max(extent - side, 0.0) / (0.5 * side))) + 1
+                centres.append([(extent - side) * k / max(steps - 1, 1) + (side - 1) / 2.0 for k in range(steps)])
+            regions += [Roi(cx, cy, float(side), 0.0) for cy in centres[1] for cx in centres[0]]
+        return regions
+
+    def __call__(self, rgb: np.ndarray, scales: tuple[float, ...] = (1.0,)) -> list[Detection]:
+        """People in an RGB uint8 image, searched in :meth:`windows` of the given ``scales``
+        (empty: the whole image only) and merged by weighted NMS."""
+        regions = self.windows(rgb.shape[0], rgb.shape[1], scales)
         parts = [self.raw(rgb, r) for r in regions]
         boxes = np.concatenate([p[0] for p in parts])
         kps = np.concatenate([p[1] for p in parts])
@@ -464,8 +473,9 @@ class BlazePoseTeacher:
         """Teacher on given person boxes (square, ``scale`` x the longer side)."""
         return [self.pose_in_roi(rgb, Roi.from_box(b, scale)) for b in np.asarray(boxes_xywh).reshape(-1, 4)]
 
-    def detect(self, rgb: np.ndarray, tiles: bool = True) -> list[tuple[Detection, PersonPose]]:
-        """Detect people, then read each one's landmarks from its detector-aligned region."""
+    def detect(self, rgb: np.ndarray, scales: tuple[float, ...] = (1.0,)) -> list[tuple[Detection, PersonPose]]:
+        """Detect people (see :meth:`PoseDetector.__call__`), then read each one's landmarks
+        from its detector-aligned region."""
         if self.detector is None:
             raise RuntimeError("this teacher was built with detector=False")
-        return [(d, self.pose_in_roi(rgb, d.roi())) for d in self.detector(rgb, tiles=tiles)]
+        return [(d, self.pose_in_roi(rgb, d.roi())) for d in self.detector(rgb, scales=scales)]

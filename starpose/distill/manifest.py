@@ -13,7 +13,8 @@ from pathlib import Path
 
 __all__ = ["IMAGE_KEYS", "SOURCE_KEYS", "FORBIDDEN_LICENSES", "validate_manifest", "load_manifest"]
 
-#: Keys of one image record, and their types (``frame`` is None for a still image).
+#: Keys of one image record, and their types (``frame`` is None for a still image). An optional
+#: ``detect_scales`` (list of floats in (0, 1]) picks the teacher's detector windows.
 IMAGE_KEYS: dict[str, tuple[type, ...]] = {
     "id": (int,), "file_name": (str,), "width": (int,), "height": (int,),
     "package": (str,), "version": (str,), "member": (str,), "frame": (int, type(None)),
@@ -54,6 +55,9 @@ def validate_manifest(manifest: dict, where: str = "manifest") -> None:
             raise ValueError(f"{where}: image {rec['file_name']!r} has licence {lic!r}")
         if Path(rec["file_name"]).is_absolute() or ".." in Path(rec["file_name"]).parts:
             raise ValueError(f"{where}: file_name {rec['file_name']!r} must be relative to the images folder")
+        scales = rec.get("detect_scales", [1.0])
+        if not isinstance(scales, list) or not all(isinstance(v, (int, float)) and 0 < v <= 1 for v in scales):
+            raise ValueError(f"{where}: image {rec['file_name']!r} has detect_scales {scales!r}")
     sides: dict[str, set[str]] = {}
     for rec in manifest["images"]:
         sides.setdefault(rec["group"], set()).add(rec["split"])
