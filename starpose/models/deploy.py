@@ -12,7 +12,8 @@ computes the same outputs (to float rounding) out of operations that XNNPACK and
   convolution with weights ``1/C`` (a channel mean that lowers as a convolution); its affine
   scale/shift is folded into the 1x1 convolutions that consume it, and the centring of the
   patch-embedding norm is folded into the patch-embedding convolution itself;
-- BatchNorm is folded into the preceding convolution;
+- BatchNorm is folded into the preceding convolution; the six-way stem concatenation is done in
+  two steps (LiteRT's XNNPACK delegate concatenates at most 4 tensors at once);
 - depthwise kernels with more than 25 taps (the 7x7 ones) are split into bands of rows: XNNPACK
   only has depthwise micro-kernels up to 25 taps and runs a 7x7 depthwise convolution as a
   grouped GEMM, about 20x slower than the three banded depthwise convolutions that replace it;
@@ -27,6 +28,7 @@ copy. The deploy copy is for inference only (BatchNorm statistics are baked in).
 from __future__ import annotations
 
 import copy
+import math
 from functools import singledispatch
 
 import torch
@@ -208,6 +210,33 @@ class DeployConvAct(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.conv(x))
+
+
+# LiteRT's XNNPACK delegate concatenates at most this many tensors in one op (a 6-way
+# CONCATENATION stays on the interpreter and splits the graph in two delegate partitions).
+MAX_CONCAT_INPUTS = 4
+
+
+class DeployDilatedStem(nn.Module):
+    """Six parallel dilated 3x3/s2 convs + GELU, concatenated (same channel order as the eager
+    stem) in groups of at most ``MAX_CONCAT_INPUTS``, with the GELU applied per group: the GELU
+    between the inner and the outer concatenation keeps converters from merging them back into
+    one 6-way concatenation."""
+
+    def __init__(self, convs: nn.ModuleList) -> None:
+        super().__init__()
+        self.convs = convs
+        self.act = nn.GELU()
+        groups = math.ceil(len(convs) / MAX_CONCAT_INPUTS)
+        size = math.ceil(len(convs) / groups)
+        self.groups = [list(range(i, min(i + size, len(convs)))) for i in range(0, len(convs), size)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        parts = []
+        for group in self.groups:
+            outs = [self.convs[i](x) for i in group]
+            parts.append(self.act(torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]))
+        return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
 
 
 class DeployPatchEmbed(nn.Module):
@@ -396,8 +425,8 @@ def _reparameterize_conv_stem(block: ConvStem, norm: None = None) -> nn.Sequenti
 
 
 @reparameterize.register
-def _reparameterize_dilated_stem(block: DilatedStem, norm: None = None) -> DilatedStem:
-    return copy.deepcopy(block)  # parallel dilated convs + GELU + concat already lower whole
+def _reparameterize_dilated_stem(block: DilatedStem, norm: None = None) -> DeployDilatedStem:
+    return DeployDilatedStem(nn.ModuleList(_copy_conv(branch[0]) for branch in block.convs))
 
 
 @reparameterize.register
