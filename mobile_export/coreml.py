@@ -68,7 +68,8 @@ def export_coreml(network: nn.Module, out_dir: Path, options: ExportOptions) -> 
                            bias=[0.0, 0.0, 0.0], color_layout=ct.colorlayout.RGB)]
     if options.affine:
         inputs.append(ct.TensorType(name=AFFINE_INPUT, shape=(1, 2, 3), dtype=np.float32))
-    outputs = [ct.TensorType(name=n) for n in bundle.output_names]
+    # float32 outputs whatever the compute precision (iOS 16+ would otherwise return fp16 arrays).
+    outputs = [ct.TensorType(name=n, dtype=np.float32) for n in bundle.output_names]
     precision = (ct.transform.FP16ComputePrecision(op_selector=_fp16_selector())
                  if options.precision == "fp16" else ct.precision.FLOAT32)
     example = bundle.example_inputs(torch.float32)
@@ -230,7 +231,7 @@ class _Runner:
         crop = np.asarray(crop)
         if crop.shape != (h, w, 3) or crop.dtype != np.uint8:
             raise ValueError(f"expected a uint8 RGB crop of shape ({h}, {w}, 3), got {crop.dtype} {crop.shape}")
-        feeds: dict[str, Any] = {IMAGE_INPUT: Image.fromarray(crop, mode="RGB")}
+        feeds: dict[str, Any] = {IMAGE_INPUT: Image.fromarray(crop)}  # (H, W, 3) uint8 → RGB
         if self.meta["affine_input"]["present"]:
             if crop_to_image is None:
                 raise ValueError(f"{self.path.name} has a crop_to_image input: pass the matrix")

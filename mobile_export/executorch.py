@@ -124,15 +124,31 @@ def _lower(module: PoseBundle, backend: str, precision: str, meta: dict[str, Any
     return edge.to_executorch().buffer
 
 
-def delegate_ids(path: Path) -> list[str]:
-    """Backend ids of the delegates in a ``.pte`` (``"XnnpackBackend"``, ``"CoreMLBackend"``)."""
+def _parse_checked(path: Path) -> Any:
+    """Parse the program in Python before the C++ runtime sees it. ExecuTorch 1.5.1's Python
+    binding aborts the whole process (std::terminate from a log line it cannot decode) on a file
+    whose identifier bytes are damaged, so those are checked here and refused with a message."""
     require("executorch.exir", NAME)
     from executorch.exir._serialize._program import deserialize_pte_binary
 
+    path = Path(path)
     try:
-        pte = deserialize_pte_binary(Path(path).read_bytes())
+        data = path.read_bytes()
+    except OSError as e:
+        raise ArtifactLoadError(f"{path}: cannot read ({e})") from e
+    ident = data[4:8]
+    if len(data) < 16 or ident[:2] != b"ET" or not ident[2:].isdigit():
+        raise ArtifactLoadError(f"{path}: not an ExecuTorch program (file identifier {ident!r}, expected b'ET..'): "
+                                "corrupt or not a .pte")
+    try:
+        return deserialize_pte_binary(data)
     except Exception as e:  # noqa: BLE001 - the flatbuffer reader raises many types
-        raise ArtifactLoadError(f"{path}: not a readable ExecuTorch program ({e})") from e
+        raise ArtifactLoadError(f"{path}: not a readable ExecuTorch program ({type(e).__name__}: {e})") from e
+
+
+def delegate_ids(path: Path) -> list[str]:
+    """Backend ids of the delegates in a ``.pte`` (``"XnnpackBackend"``, ``"CoreMLBackend"``)."""
+    pte = _parse_checked(path)
     return [d.id for plan in pte.program.execution_plan for d in plan.delegates]
 
 
@@ -140,6 +156,7 @@ def _load_program(path: Path) -> Any:
     require("executorch.runtime", NAME)
     from executorch.runtime import Runtime
 
+    _parse_checked(path)
     try:
         return Runtime.get().load_program(Path(path))
     except Exception as e:  # noqa: BLE001 - the pybinding raises RuntimeError/ValueError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import coreml, executorch, tflite, torchscript
+from . import coreml, executorch, onnx, tflite, torchscript
 from .base import Exporter
 
 __all__ = ["FORMATS", "exporter_for"]
@@ -53,6 +53,17 @@ FORMATS: dict[str, Exporter] = {
         open_runner=torchscript.open_runner,
         inspect=torchscript.inspect,
         read_embedded_metadata=torchscript.read_embedded_metadata,
+    ),
+    "onnx": Exporter(
+        name="onnx",
+        summary="ONNX .onnx (opset 18) for ONNX Runtime (mobile, desktop, web)",
+        requires=("onnx", "onnxruntime", "onnxscript"),
+        precisions=("fp32",),
+        suffixes=(".onnx",),
+        export=onnx.export_onnx,
+        open_runner=onnx.open_runner,
+        inspect=onnx.inspect,
+        read_embedded_metadata=onnx.read_embedded_metadata,
     ),
 }
 

@@ -62,8 +62,10 @@ THRESHOLDS: dict[str, Thresholds] = {
     # float32 everywhere: only summation order differs, so the argmax essentially never moves.
     "fp32": Thresholds(mean_kpt_px=0.5, argmax_agreement=0.99, pck_agreement=0.99, score_max_abs=1e-3,
                        raw_max_abs=1e-3),
-    # float16 (10-bit mantissa): near-ties between neighbouring SimCC bins flip, by 0.5-1 px.
-    "fp16": Thresholds(mean_kpt_px=2.0, argmax_agreement=0.80, pck_agreement=0.97, score_max_abs=5e-2,
+    # float16 (10-bit mantissa): near-ties between SimCC bins flip. Mostly by a bin, but where the
+    # SimCC curve is flat (untrained weights, occluded joints) the argmax can jump far, which is
+    # why the mean allows a few pixels while PCK agreement stays high.
+    "fp16": Thresholds(mean_kpt_px=3.0, argmax_agreement=0.80, pck_agreement=0.95, score_max_abs=5e-2,
                        raw_max_abs=5e-2),
     # int8 (for the quantization package): a trained model keeps the pose, not the exact bins.
     "int8": Thresholds(mean_kpt_px=6.0, argmax_agreement=0.30, pck_agreement=0.85, score_max_abs=0.25,

@@ -82,6 +82,7 @@ def export_torchscript(network: nn.Module, out_dir: Path, options: ExportOptions
                 backend=backend, layout=LAYOUT, affine=options.affine, raw=options.raw, runtime=runtime,
             )
             extra = {EXTRA_FILE: dumps(meta)}
+            options.progress(f"torchscript: saving {stem + suffix}")
             tmp = stage.path(stem + suffix)
             if suffix == ".pt":
                 torch.jit.save(traced, str(tmp), _extra_files=extra)

@@ -168,8 +168,9 @@ def _verify_artifact(
             result.add("integrity", False, "artifact missing")
             return result
         if not result.add("integrity", not problems, "; ".join(map(str, problems)) or "size and sha256 match the manifest"):
-            # keep going: the load/parity steps say what the damage does, but the verdict is already FAIL
-            pass
+            # A damaged file is not handed to a native runtime (some abort the process on bad bytes).
+            result.add("load", None, "not loaded: the files differ from the manifest; re-export them")
+            return result
 
     # 2. metadata
     try:

@@ -230,7 +230,7 @@ def _export_formats() -> list[str]:
 @click.option("--weights", default="default", show_default=True,
               help="default (packaged) | random (seeded init, latency work) | PATH (.pth / .safetensors)")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of --weights random.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="exports", show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="out/models", show_default=True)
 @click.option("--affine", is_flag=True, help="Add the crop→image matrix input: keypoints in image pixels.")
 @click.option("--raw-outputs", is_flag=True, help="Also output the SimCC vectors (debugging / parity).")
 def export_cmd(fmt, precision, variant, weights, seed, out_dir, affine, raw_outputs) -> None:
