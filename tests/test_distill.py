@@ -197,6 +197,12 @@ def test_annotation_policy_rejections():
     other = _reading()
     other["mask_box"] = [400.0, 300.0, 100.0, 100.0]  # segmented someone else
     assert annotation_from_reading(other, 640, 480, p) is None
+    merged = _reading()
+    merged["mask_box"] = [95.0, -300.0, 210.0, 760.0]  # mask spread over someone above
+    ann = annotation_from_reading(merged, 640, 480, p)
+    lm = np.asarray(merged["landmarks"])[BLAZEPOSE_TO_COCO]
+    assert np.isclose(ann["bbox"][1], lm[:, 1].min() - 0.2 * np.ptp(lm, axis=0).max(), atol=0.01)
+    assert ann["bbox"][0] == 95.0 and ann["area"] < merged["mask_area"]
     no_mask = _reading()
     del no_mask["mask_box"], no_mask["mask_area"]
     ann = annotation_from_reading(no_mask, 640, 480, p)

@@ -36,7 +36,9 @@ class LabelPolicy:
     confident keypoints for a person to be kept; ``min_score``: pose flag x mean keypoint score;
     ``max_flip_err``: mean disagreement (fraction of the crop side) between the plain and the
     mirrored reading over the confident keypoints; ``min_size``: the longer box side in pixels;
-    ``nms_oks``: OKS above which the lower-scored of two people in one image is dropped.
+    ``nms_oks``: OKS above which the lower-scored of two people in one image is dropped;
+    ``box_margin``: how far (fraction of the keypoints' larger extent) the segmentation box may
+    reach beyond the confident keypoints before it is cut.
     """
 
     kpt_thr: float = 0.5
@@ -45,6 +47,7 @@ class LabelPolicy:
     max_flip_err: float = 0.03
     min_size: float = 48.0
     nms_oks: float = 0.7
+    box_margin: float = 0.2
 
 
 def reading_from_pose(pose: PersonPose, detection: Detection | None = None) -> dict:
@@ -88,7 +91,15 @@ def annotation_from_reading(reading: dict, width: int, height: int, policy: Labe
                 & (pts[:, 1] >= y - 0.05 * h) & (pts[:, 1] <= y + 1.05 * h)).mean()
         if held < 0.9:
             return None
-        area = min(float(reading.get("mask_area", w * h)), w * h)
+        # Where people overlap, the mask can spread over a neighbour: keep the box within
+        # policy.box_margin x the keypoints' larger extent of them.
+        lo, hi = pts.min(0), pts.max(0)
+        m = policy.box_margin * float((hi - lo).max())
+        x0, y0 = max(x, lo[0] - m), max(y, lo[1] - m)
+        x1, y1 = min(x + w, hi[0] + m), min(y + h, hi[1] + m)
+        mask_area = min(float(reading.get("mask_area", w * h)), w * h)
+        area = mask_area * ((x1 - x0) * (y1 - y0)) / (w * h)
+        x, y, w, h = float(x0), float(y0), float(x1 - x0), float(y1 - y0)
     else:
         lo, hi = pts.min(0), pts.max(0)
         pad = 0.1 * (hi - lo)
