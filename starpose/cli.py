@@ -70,6 +70,7 @@ def _split_size(value: str | None) -> tuple[int, int] | None:
 @click.option("--lr", "base_lr", type=float, default=None, help="Base lr (scaled by batch/512 unless --no-scale-lr).")
 @click.option("--no-scale-lr", is_flag=True, help="Use --lr as is instead of scaling it by total batch / 512.")
 @click.option("--warmup-iters", type=int, default=None)
+@click.option("--lr-steps", default=None, help="EPOCH:FACTOR,... e.g. 220:0.1,250:0.5 (the recipe's); 'none' for constant.")
 @click.option("--val-interval", type=int, default=None)
 @click.option("--workers", "num_workers", type=int, default=None)
 @click.option("--seed", type=int, default=None)
@@ -79,8 +80,8 @@ def _split_size(value: str | None) -> tuple[int, int] | None:
 @click.option("--resume", is_flag=True, help="Continue from WORK_DIR/last.pt.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_cmd(config_name, list_configs, data_root, ann_file, img_dir, val_ann_file, val_img_dir, val_det_file,
-              dataset, variant, input_size, epochs, batch_size, base_lr, no_scale_lr, warmup_iters, val_interval,
-              num_workers, seed, no_aug, init_weights, work_dir, resume, quiet) -> None:
+              dataset, variant, input_size, epochs, batch_size, base_lr, no_scale_lr, warmup_iters, lr_steps,
+              val_interval, num_workers, seed, no_aug, init_weights, work_dir, resume, quiet) -> None:
     """Train a variant on a COCO-format folder (or a named recipe). Multi-process: run it under
     ``torchrun --nproc-per-node N``."""
     from .train import TrainConfig, get_recipe, list_recipes
@@ -104,6 +105,7 @@ def train_cmd(config_name, list_configs, data_root, ann_file, img_dir, val_ann_f
         batch_size=batch_size, base_lr=base_lr, warmup_iters=warmup_iters, val_interval=val_interval,
         num_workers=num_workers, seed=seed, init_weights=init_weights,
         augment=False if no_aug else None, auto_scale_lr_base_batch=0 if no_scale_lr else None,
+        lr_steps=_parse_lr_steps(lr_steps),
     )
     if cfg.val_ann and not cfg.val_images:
         raise click.UsageError("--val-ann-file needs --val-img-dir")
@@ -114,6 +116,17 @@ def train_cmd(config_name, list_configs, data_root, ann_file, img_dir, val_ann_f
         raise click.ClickException(str(e)) from e
     if result.final_weights:
         click.echo(f"weights: {result.final_weights}")
+
+
+def _parse_lr_steps(value: str | None):
+    if value is None:
+        return None
+    if value.strip().lower() == "none":
+        return ()
+    try:
+        return tuple((int(e), float(f)) for e, f in (part.split(":") for part in value.split(",")))
+    except ValueError as e:
+        raise click.BadParameter(f"expected EPOCH:FACTOR[,EPOCH:FACTOR...], got {value!r}", param_hint="--lr-steps") from e
 
 
 def _check_inputs(cfg) -> None:
