@@ -163,7 +163,7 @@ def _interpreter(path: Path) -> Any:
     return it
 
 
-def _details(rows: dict[str, Any] | list[dict[str, Any]], prefix: str) -> tuple[TensorInfo, ...]:
+def _details(rows: dict[str, Any] | list[dict[str, Any]]) -> tuple[TensorInfo, ...]:
     if isinstance(rows, dict):
         items = list(rows.items())
     else:
@@ -182,8 +182,8 @@ class _Runner:
             raise ArtifactLoadError(f"{path}: no '{SIGNATURE}' signature ({e})") from e
 
     def observed_io(self) -> ObservedIO:
-        return ObservedIO(_details(self.runner.get_input_details(), "input"),
-                          _details(self.runner.get_output_details(), "output"))
+        return ObservedIO(_details(self.runner.get_input_details()),
+                          _details(self.runner.get_output_details()))
 
     def __call__(self, crop: np.ndarray, crop_to_image: np.ndarray | None = None) -> dict[str, np.ndarray]:
         feeds = {IMAGE_INPUT: image_array(crop, self.meta)}
@@ -208,4 +208,4 @@ def inspect(path: Path) -> ObservedIO:
         runner = it.get_signature_runner(SIGNATURE)
     except ValueError as e:
         raise ArtifactLoadError(f"{path}: no '{SIGNATURE}' signature ({e})") from e
-    return ObservedIO(_details(runner.get_input_details(), "input"), _details(runner.get_output_details(), "output"))
+    return ObservedIO(_details(runner.get_input_details()), _details(runner.get_output_details()))
