@@ -42,3 +42,32 @@ def test_two_process_gloo_matches_one_process(tmp_path):
         assert abs(a - b) <= 0.25 * max(a, b), (single, double)
     assert (tmp_path / "two" / "final.safetensors").is_file()
     assert not (tmp_path / "two" / "last.pt.tmp").exists()
+
+
+def test_killed_run_resumes_without_losing_an_epoch(tmp_path):
+    """SIGKILL a training process after its first checkpoint; --resume continues from it."""
+    import signal
+    import time
+
+    work = tmp_path / "run"
+    args = [sys.executable, "-m", "starpose.cli", "train", "--ann-file", str(COCO_JSON), "--img-dir", str(COCO_DIR),
+            "--epochs", "3", "--batch-size", "6", "--workers", "0", "--no-aug", "--work-dir", str(work), "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(args + ["--epochs", "50"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    try:
+        while not (work / "history.json").is_file() and time.time() < deadline:
+            time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    import torch
+
+    assert (work / "last.pt").is_file(), "no epoch finished before the deadline"
+    done = torch.load(work / "last.pt", weights_only=True)["epoch"]
+    r = subprocess.run(args + ["--resume"], env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert f"resumed from {work / 'last.pt'} at epoch {done}" in r.stdout
+    history = json.loads((work / "history.json").read_text())
+    assert [h["epoch"] for h in history] == list(range(1, max(3, done) + 1))
+    assert not [p for p in work.iterdir() if p.name.endswith(".tmp")]
