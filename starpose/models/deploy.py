@@ -12,8 +12,8 @@ computes the same outputs (to float rounding) out of operations that XNNPACK and
   convolution with weights ``1/C`` (a channel mean that lowers as a convolution); its affine
   scale/shift is folded into the 1x1 convolutions that consume it, and the centring of the
   patch-embedding norm is folded into the patch-embedding convolution itself;
-- BatchNorm is folded into the preceding convolution; the six-way stem concatenation is done in
-  two steps (LiteRT's XNNPACK delegate concatenates at most 4 tensors at once);
+- BatchNorm is folded into the preceding convolution; the dilated stem's six-way channel
+  concatenation is folded into the first patch-embedding convolution (a sum of six convolutions);
 - depthwise kernels with more than 25 taps (the 7x7 ones) are split into bands of rows: XNNPACK
   only has depthwise micro-kernels up to 25 taps and runs a 7x7 depthwise convolution as a
   grouped GEMM, about 20x slower than the three banded depthwise convolutions that replace it;
@@ -28,7 +28,6 @@ copy. The deploy copy is for inference only (BatchNorm statistics are baked in).
 from __future__ import annotations
 
 import copy
-import math
 from functools import singledispatch
 
 import torch
@@ -212,37 +211,50 @@ class DeployConvAct(nn.Module):
         return self.act(self.conv(x))
 
 
-# LiteRT's XNNPACK delegate concatenates at most this many tensors in one op (a 6-way
-# CONCATENATION stays on the interpreter and splits the graph in two delegate partitions).
-MAX_CONCAT_INPUTS = 4
+class DilatedStemEmbed(nn.Module):
+    """The dilated stem and stage 1's patch-embedding convolution without the 96-channel
+    concatenation between them: ``conv(cat_i(GELU(branch_i(x)))) = Σ_i conv_i(GELU(branch_i(x)))``
+    where ``conv_i`` holds the input channels of branch ``i``.
 
+    Concatenating along channels is a strided copy in NHWC (XNNPACK spent more time copying the
+    six branches than convolving them), and a six-way concatenation is more than LiteRT's XNNPACK
+    delegate accepts.
+    """
 
-class DeployDilatedStem(nn.Module):
-    """Six parallel dilated 3x3/s2 convs + GELU, concatenated (same channel order as the eager
-    stem) in groups of at most ``MAX_CONCAT_INPUTS``, with the GELU applied per group: the GELU
-    between the inner and the outer concatenation keeps converters from merging them back into
-    one 6-way concatenation."""
-
-    def __init__(self, convs: nn.ModuleList) -> None:
+    def __init__(self, branches: nn.ModuleList, projections: nn.ModuleList) -> None:
         super().__init__()
-        self.convs = convs
+        self.branches = branches
         self.act = nn.GELU()
-        groups = math.ceil(len(convs) / MAX_CONCAT_INPUTS)
-        size = math.ceil(len(convs) / groups)
-        self.groups = [list(range(i, min(i + size, len(convs)))) for i in range(0, len(convs), size)]
+        self.projections = projections
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        parts = []
-        for group in self.groups:
-            outs = [self.convs[i](x) for i in group]
-            parts.append(self.act(torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]))
-        return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+        out = None
+        for branch, projection in zip(self.branches, self.projections):
+            y = projection(self.act(branch(x)))
+            out = y if out is None else out + y
+        return out
+
+
+@torch.no_grad()
+def _split_input_channels(conv: nn.Conv2d, sizes: list[int]) -> nn.ModuleList:
+    """``conv`` as one convolution per input-channel group (bias on the first), to be summed."""
+    parts = nn.ModuleList()
+    start = 0
+    for i, size in enumerate(sizes):
+        part = nn.Conv2d(size, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
+                         bias=i == 0 and conv.bias is not None)
+        part.weight.copy_(conv.weight[:, start:start + size])
+        if part.bias is not None:
+            part.bias.copy_(conv.bias)
+        parts.append(part)
+        start += size
+    return parts
 
 
 class DeployPatchEmbed(nn.Module):
     """Channel-centred stride-2 conv → variance normalisation → per-channel affine."""
 
-    def __init__(self, projection: nn.Conv2d, norm: ChannelNorm) -> None:
+    def __init__(self, projection: nn.Module, norm: ChannelNorm) -> None:
         super().__init__()
         self.projection = projection
         self.norm = norm
@@ -425,8 +437,10 @@ def _reparameterize_conv_stem(block: ConvStem, norm: None = None) -> nn.Sequenti
 
 
 @reparameterize.register
-def _reparameterize_dilated_stem(block: DilatedStem, norm: None = None) -> DeployDilatedStem:
-    return DeployDilatedStem(nn.ModuleList(_copy_conv(branch[0]) for branch in block.convs))
+def _reparameterize_dilated_stem(block: DilatedStem, norm: None = None) -> DilatedStem:
+    # Standalone it stays as it is; inside a backbone its concatenation is folded into the first
+    # patch embedding (see ``_reparameterize_backbone``).
+    return copy.deepcopy(block)
 
 
 @reparameterize.register
@@ -492,8 +506,15 @@ def _reparameterize_stage(block: Stage, norm: None = None) -> DeployStage:
 
 @reparameterize.register
 def _reparameterize_backbone(block: StarPoseBackbone, norm: None = None) -> DeployBackbone:
-    return DeployBackbone(reparameterize(block._stem()),
-                          nn.ModuleList(reparameterize(stage) for stage in block.layers), block.out_channels)
+    stem = block._stem()
+    stages = nn.ModuleList(reparameterize(stage) for stage in block.layers)
+    if isinstance(stem, DilatedStem):
+        embed = stages[0].patch_embed
+        branches = nn.ModuleList(_copy_conv(branch[0]) for branch in stem.convs)
+        embed.projection = DilatedStemEmbed(
+            branches, _split_input_channels(embed.projection, [b.out_channels for b in branches]))
+        return DeployBackbone(nn.Identity(), stages, block.out_channels)
+    return DeployBackbone(reparameterize(stem), stages, block.out_channels)
 
 
 @reparameterize.register
