@@ -171,3 +171,15 @@ def test_deploy_lowers_to_one_xnnpack_subgraph_with_nothing_on_the_portable_path
     out = program.load_method("forward").execute([golden["input"]])
     assert (out[0] - golden["simcc_x"]).abs().max() <= TOL
     assert (out[1] - golden["simcc_y"]).abs().max() <= TOL
+
+
+def test_delegation_counter_sees_what_stays_on_the_portable_path():
+    """The benchmark's counter (used for the numbers in benchmarks/results) on a graph with a
+    known gap: XNNPACK has no ELU, so conv → ELU → conv is two subgraphs and one portable op."""
+    pytest.importorskip("executorch", reason="needs the export extra: pip install 'starpose-mobile[export]'")
+    from benchmarks.common import executorch_delegation
+
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ELU(), nn.Conv2d(8, 8, 1)).eval()
+    report = executorch_delegation(_lower_to_executorch(net, torch.randn(1, 3, 16, 16)))
+    assert report["delegated_subgraphs"] == 2
+    assert report["non_delegated_by_op"] == {"aten.elu.default": 1}
