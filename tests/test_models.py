@@ -84,3 +84,8 @@ def test_train_mode_uses_stochastic_depth_and_eval_is_deterministic():
 def test_public_api():
     assert starpose.COCO_SPEC is COCO_SPEC
     assert callable(starpose.load_mmpose_checkpoint)
+
+
+def test_variant_arguments_can_be_overridden():
+    m = create_model("starpose_t", embed_dims=20, num_layers=(2, 2, 3, 2), structure="CP")
+    assert m.cfg.embed_dims == 20 and m.cfg.structure == "CP" and hasattr(m.backbone, "prmv1")

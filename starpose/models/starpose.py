@@ -400,19 +400,19 @@ def _create_starpose(variant: str, pretrained: bool = False, spec: PoseSpec | No
 
 @register_model
 def starpose_t(pretrained: bool = False, **kwargs) -> StarPose:
-    return _create_starpose("starpose_t", pretrained, embed_dims=16, num_layers=(1, 3, 6, 1), structure="TE", **kwargs)
+    return _create_starpose("starpose_t", pretrained, **{**dict(embed_dims=16, num_layers=(1, 3, 6, 1), structure="TE"), **kwargs})
 
 
 @register_model
 def starpose_s(pretrained: bool = False, **kwargs) -> StarPose:
-    return _create_starpose("starpose_s", pretrained, embed_dims=20, num_layers=(2, 3, 5, 2), structure="TE", **kwargs)
+    return _create_starpose("starpose_s", pretrained, **{**dict(embed_dims=20, num_layers=(2, 3, 5, 2), structure="TE"), **kwargs})
 
 
 @register_model
 def starpose_m(pretrained: bool = False, **kwargs) -> StarPose:
-    return _create_starpose("starpose_m", pretrained, embed_dims=36, num_layers=(2, 4, 8, 2), structure="CP", **kwargs)
+    return _create_starpose("starpose_m", pretrained, **{**dict(embed_dims=36, num_layers=(2, 4, 8, 2), structure="CP"), **kwargs})
 
 
 @register_model
 def starpose_l(pretrained: bool = False, **kwargs) -> StarPose:
-    return _create_starpose("starpose_l", pretrained, embed_dims=36, num_layers=(3, 6, 12, 3), structure="CP", **kwargs)
+    return _create_starpose("starpose_l", pretrained, **{**dict(embed_dims=36, num_layers=(3, 6, 12, 3), structure="CP"), **kwargs})
