@@ -238,7 +238,7 @@ def _export_formats() -> list[str]:
 
 @main.command("export")
 @click.option("--format", "fmt", type=click.Choice(_export_formats()), required=True, help="Artifact format, or all.")
-@click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True)
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32", show_default=True)
 @click.option("--variant", default="starpose_t", show_default=True)
 @click.option("--weights", default="default", show_default=True,
               help="default (packaged) | random (seeded init, latency work) | PATH (.pth / .safetensors)")
@@ -246,12 +246,22 @@ def _export_formats() -> list[str]:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="out/models", show_default=True)
 @click.option("--affine", is_flag=True, help="Add the crop→image matrix input: keypoints in image pixels.")
 @click.option("--raw-outputs", is_flag=True, help="Also output the SimCC vectors (debugging / parity).")
-def export_cmd(fmt, precision, variant, weights, seed, out_dir, affine, raw_outputs) -> None:
+@click.option("--scheme", type=click.Choice(["ptq", "qat", "dynamic"]), default="ptq", show_default=True,
+              help="int8 only: post-training, quantization-aware (--qat-checkpoint), or dynamic range (TFLite).")
+@click.option("--calib-data", type=click.Path(exists=True), default=None,
+              help="int8 only: COCO keypoints json (or folder) of people to calibrate on; default: the test fixture.")
+@click.option("--qat-checkpoint", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="int8 --scheme qat: the qat_last.pt written by `starpose-mobile qat`.")
+def export_cmd(fmt, precision, variant, weights, seed, out_dir, affine, raw_outputs, scheme, calib_data,
+               qat_checkpoint) -> None:
     """Export VARIANT as phone-ready artifacts (uint8 RGB crop in, keypoints out) + manifest.json."""
     from mobile_export.base import MissingExtraError
     from mobile_export.export import export_formats, formats_for
     from mobile_export.source import WeightsError, resolve_model
 
+    if precision == "int8":
+        _export_int8(fmt, variant, weights, seed, out_dir, affine, raw_outputs, scheme, calib_data, qat_checkpoint)
+        return
     try:
         exporters = formats_for(fmt, precision)
         for e in exporters:
@@ -265,6 +275,98 @@ def export_cmd(fmt, precision, variant, weights, seed, out_dir, affine, raw_outp
                        progress=click.echo)
     except MissingExtraError as e:
         raise click.ClickException(str(e)) from e
+
+
+def _calibration_source(calib_data: str | None):
+    """``--calib-data``, or the repository's test fixture (a source checkout) with a warning."""
+    from mobile_export.parity import default_coco_json
+    from quantization.calibration import resolve_coco_source
+
+    if calib_data is None:
+        fixture = default_coco_json()
+        if fixture is None:
+            raise click.UsageError("int8 needs calibration people: pass --calib-data (a COCO keypoints json or folder)")
+        click.echo(f"calibrating on the test fixture {fixture} (a handful of people); pass --calib-data for a real set")
+        calib_data = str(fixture)
+    return resolve_coco_source(calib_data)
+
+
+def _export_int8(fmt, variant, weights, seed, out_dir, affine, raw, scheme_name, calib_data, qat_checkpoint) -> None:
+    """``export --precision int8``: the quantization package's exporters for one scheme."""
+    from pathlib import Path
+
+    from mobile_export.base import MissingExtraError
+    from mobile_export.source import WeightsError, resolve_model
+
+    from .data.errors import DataError
+
+    try:
+        from quantization import get_scheme
+        from quantization.run import export_int8
+
+        scheme = get_scheme(scheme_name)
+        model, info = resolve_model(variant, weights, seed=seed)
+        calibration = None if scheme_name == "dynamic" and calib_data is None else _calibration_source(calib_data)
+        click.echo(f"exporting {variant} ({info.name}) as int8 [{scheme.name}] → {out_dir}")
+        export_int8(model, info, scheme, fmt, out_dir, calibration=calibration,
+                    qat_checkpoint=Path(qat_checkpoint) if qat_checkpoint else None, affine=affine, raw=raw,
+                    log=click.echo)
+    except (MissingExtraError, WeightsError, DataError, ValueError, KeyError) as e:
+        raise click.ClickException(str(e)) from e
+
+
+@main.command("qat")
+@click.option("--variant", default="starpose_t", show_default=True)
+@click.option("--weights", default="default", show_default=True, help="Float weights to start from: default | random | PATH")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --weights random and of the data order.")
+@click.option("--data", "data", type=click.Path(exists=True), required=True,
+              help="Training people: a COCO keypoints json (images next to it) or a folder holding one.")
+@click.option("--images", type=click.Path(file_okay=False, exists=True), default=None, help="Images folder of --data.")
+@click.option("--val-data", type=click.Path(exists=True), default=None, help="Validation people for the report (default: --data).")
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--lr", type=float, default=1e-4, show_default=True)
+@click.option("--max-steps", type=int, default=None, help="Stop after this many optimizer steps (smoke runs).")
+@click.option("--no-augment", is_flag=True, help="Train on plain crops (no flip / half body / box jitter).")
+@click.option("--formats", default="executorch,tflite", show_default=True,
+              help="Comma-separated int8 artifact formats (executorch, tflite, coreml).")
+@click.option("--no-ptq", is_flag=True, help="Skip the post-training int8 artifacts (and their report rows).")
+@click.option("--no-report", is_flag=True, help="Skip the fp32/PTQ/QAT report.")
+@click.option("--resume", is_flag=True, help="Continue from OUT/qat_last.pt.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/qat", show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def qat_cmd(variant, weights, seed, data, images, val_data, epochs, batch_size, lr, max_steps, no_augment, formats,
+            no_ptq, no_report, resume, out_dir, quiet) -> None:
+    """Quantization-aware training of VARIANT's deploy graph, then int8 artifacts (QAT and PTQ),
+    the fp32 artifacts they replace, and a report (OKS AP, size, parity) in OUT."""
+    from mobile_export.base import MissingExtraError
+    from mobile_export.source import WeightsError, resolve_model
+
+    from .data.errors import DataError
+
+    require_extra("executorch", "export")
+    require_extra("pycocotools", "eval")
+    names = tuple(f.strip() for f in formats.split(",") if f.strip())
+    unknown = set(names) - {"executorch", "tflite", "coreml"}
+    if unknown:
+        raise click.BadParameter(f"unknown format(s) {sorted(unknown)}", param_hint="--formats")
+    try:
+        from quantization.calibration import resolve_coco_source
+        from quantization.qat import QATConfig
+        from quantization.run import run_qat
+
+        source = resolve_coco_source(data, images)
+        val = resolve_coco_source(val_data) if val_data else None
+        cfg = QATConfig(epochs=epochs, batch_size=batch_size, lr=lr, max_steps=max_steps, augment=not no_augment,
+                        seed=seed)
+        model, info = resolve_model(variant, weights, seed=seed)
+        run = run_qat(model, info, source, out_dir, cfg, val=val, formats=names, ptq=not no_ptq, report=not no_report,
+                      resume=resume, progress=not quiet, log=click.echo)
+    except (MissingExtraError, WeightsError, DataError, ValueError, FileNotFoundError) as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"QAT checkpoint: {run.qat.checkpoint}")
+    if run.report is not None:
+        click.echo(run.report.markdown())
 
 
 @main.command("verify")
