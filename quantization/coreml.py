@@ -11,8 +11,8 @@ a temporary folder; the ML Program is then compressed with ``coremltools.optimiz
 
 Activations stay in the compute precision (fp16): Core ML's activation quantization
 (``linear_quantize_activations``) calibrates by running predictions, which needs macOS; it is
-not offered here. Small tensors (fewer than ``weight_threshold`` elements: biases, norms) stay
-float, as coremltools decides by default.
+not offered here. Small tensors (at most ``WEIGHT_THRESHOLD`` elements: biases, norms, the
+smallest 1x1 convolutions) stay float, as coremltools decides by default.
 
 The compressed model is a new artifact: its metadata (precision, ``quantization`` block) is
 written into ``user_defined_metadata`` and the sidecar before it is saved (staged, then
@@ -35,9 +35,10 @@ from mobile_export.metadata import WeightsInfo, dumps, sidecar_path
 from .pt2e import int8_metadata
 from .schemes import CoreMLRecipe, Scheme
 
-__all__ = ["export_coreml_compressed", "compress", "compressed_op_counts", "COMPRESSED_OPS", "WEIGHT_THRESHOLD"]
+__all__ = ["export_coreml_compressed", "compress", "compressed_op_counts", "float_consts", "COMPRESSED_OPS",
+           "WEIGHT_THRESHOLD"]
 
-WEIGHT_THRESHOLD = 2048  # coremltools' default: smaller tensors stay float
+WEIGHT_THRESHOLD = 2048  # coremltools' default: tensors of at most this many elements stay float
 COMPRESSED_OPS = {
     "int8": ("constexpr_affine_dequantize", "constexpr_blockwise_shift_scale"),
     "palettize4": ("constexpr_lut_to_dense",),
@@ -108,24 +109,49 @@ def export_coreml_compressed(
             return stage.commit()
 
 
-def compressed_op_counts(path: Path) -> Counter:
-    """Op types of the saved ML Program's main function (all specializations), e.g. how many
-    ``constexpr_affine_dequantize`` ops hold int8 weights."""
+def _main_ops(path: Path) -> list[Any]:
     require("coremltools", "coreml")
     import coremltools as ct
 
     spec = ct.utils.load_spec(str(path))
     if spec.WhichOneof("Type") != "mlProgram":
         raise ValueError(f"{path}: not an ML Program")
-    counts: Counter = Counter()
+    ops: list[Any] = []
 
     def walk(block: Any) -> None:
         for op in block.operations:
-            counts[op.type] += 1
+            ops.append(op)
             for nested in op.blocks:
                 walk(nested)
 
     for function in spec.mlProgram.functions.values():
         for block in function.block_specializations.values():
             walk(block)
-    return counts
+    return ops
+
+
+def compressed_op_counts(path: Path) -> Counter:
+    """Op types of the saved ML Program (all functions and specializations), e.g. how many
+    ``constexpr_affine_dequantize`` ops hold int8 weights."""
+    return Counter(op.type for op in _main_ops(path))
+
+
+def float_consts(path: Path) -> list[tuple[str, int]]:
+    """(name, element count) of every float ``const`` tensor left in the saved ML Program: after
+    compression only tensors of at most :data:`WEIGHT_THRESHOLD` elements should remain."""
+    require("coremltools", "coreml")
+    from coremltools.proto import MIL_pb2
+
+    floats = {MIL_pb2.FLOAT16, MIL_pb2.FLOAT32, MIL_pb2.FLOAT64}
+    out = []
+    for op in _main_ops(path):
+        if op.type != "const" or not op.outputs:
+            continue
+        t = op.outputs[0].type
+        if t.WhichOneof("type") != "tensorType" or t.tensorType.dataType not in floats:
+            continue
+        n = 1
+        for d in t.tensorType.dimensions:
+            n *= int(d.constant.size)
+        out.append((op.outputs[0].name, n))
+    return out

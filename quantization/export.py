@@ -150,6 +150,7 @@ def export_quantized(job: QuantizedExport, formats: list[str]) -> list[Path]:
     """Run each format's quantized exporter into ``job.out_dir`` and merge the artifacts into its
     manifest; dependencies of every format are checked before anything is written."""
     for fmt in formats:
+        formats_for_scheme(fmt, job.scheme)  # raises for a format the scheme has no quantized path to
         for module in QUANTIZED_FORMATS[fmt][1]:
             require(module, fmt)
     written: list[Path] = []

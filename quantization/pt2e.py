@@ -15,7 +15,6 @@ and the lowered program is traced at batch 1.
 """
 from __future__ import annotations
 
-import copy
 import itertools
 import json
 import time
@@ -283,7 +282,3 @@ def export_executorch_int8(
         stage.write_text(sidecar_path(Path(name)).name, dumps(meta))
         return stage.commit()
 
-
-def clone_network(network: nn.Module) -> nn.Module:
-    """A deep copy (the deploy form is frozen; copies keep it so)."""
-    return copy.deepcopy(network)

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import torch
 import torch.nn as nn
 
 from mobile_export.base import Runner
@@ -33,13 +32,12 @@ from mobile_export.formats import exporter_for
 from mobile_export.manifest import describe_path
 from mobile_export.metadata import read_metadata_file, sidecar_path
 from mobile_export.parity import ParityReport, coco_crops, measure_parity
-from starpose.processing import apply_affine, decode_simcc, normalize_image
+from starpose.processing import apply_affine
 from starpose.spec import PoseSpec
 
 from .calibration import CocoSource, person_dataset
 
-__all__ = ["GATES", "Gates", "ReportRow", "QuantizationReport", "artifact_ap", "eager_runner", "measure_artifact",
-           "write_report"]
+__all__ = ["GATES", "Gates", "ReportRow", "QuantizationReport", "artifact_ap", "measure_artifact", "write_report"]
 
 REPORT_JSON = "quantization_report.json"
 REPORT_MD = "quantization_report.md"
@@ -64,28 +62,6 @@ class Gates:
 
 
 GATES = Gates()
-
-
-class _EagerRunner:
-    """The float PyTorch model behind the :class:`~mobile_export.base.Runner` interface (uint8
-    crop → keypoints in crop pixels), decoded by the numpy reference."""
-
-    def __init__(self, model: nn.Module, spec: PoseSpec) -> None:
-        self.model, self.spec = model.eval(), spec
-
-    @torch.no_grad()
-    def __call__(self, crop: np.ndarray, crop_to_image: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        x = torch.from_numpy(normalize_image(crop, self.spec.mean, self.spec.std)[None])
-        sx, sy = (t.float().numpy() for t in self.model(x))
-        kp, sc = decode_simcc(sx, sy, self.spec.simcc_split_ratio)
-        return {"keypoints": kp.astype(np.float32), "scores": sc.astype(np.float32)}
-
-    def observed_io(self):  # pragma: no cover - the Runner protocol; not used for eager models
-        raise NotImplementedError
-
-
-def eager_runner(model: nn.Module, spec: PoseSpec) -> Runner:
-    return _EagerRunner(model, spec)
 
 
 def _uint8_crop(image: torch.Tensor, spec: PoseSpec) -> np.ndarray:

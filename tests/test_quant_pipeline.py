@@ -1,0 +1,183 @@
+"""int8 artifacts end to end, in their runtimes: a short QAT of the small StarPose on the COCO
+fixture (a few steps, CPU), converted and exported as an XNNPACK ``.pte`` (run with
+``executorch.runtime``), a LiteRT ``.tflite`` (run with the LiteRT interpreter) and a Core ML
+``.mlpackage`` (its spec read back: Core ML itself needs macOS). One QAT run and one lowering per
+format, shared by the tests of this module."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from conftest import COCO_JSON
+from test_quant import SMALL, small_model
+
+pytest.importorskip("executorch")
+pytest.importorskip("torchao")
+
+from mobile_export.bundle import PoseBundle  # noqa: E402
+from mobile_export.manifest import check_entry, read_manifest  # noqa: E402
+from mobile_export.metadata import WeightsInfo, read_metadata_file, sidecar_path, state_dict_sha256  # noqa: E402
+from mobile_export.parity import coco_crops  # noqa: E402
+from mobile_export.verify import compare_io, expected_io  # noqa: E402
+from quantization import SCHEMES  # noqa: E402
+from quantization.calibration import resolve_coco_source  # noqa: E402
+from quantization.export import QuantizedExport, export_quantized  # noqa: E402
+from quantization.qat import QATConfig, load_qat, train_qat  # noqa: E402
+from starpose.models.deploy import reparameterize_model  # noqa: E402
+
+
+def _bytes_of(module: torch.nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in module.state_dict().values())
+
+
+@pytest.fixture(scope="module")
+def qat_artifacts(tmp_path_factory):
+    model = small_model()
+    deploy = reparameterize_model(model)
+    info = WeightsInfo("starpose_test-seed0", state_dict_sha256(model.state_dict()), "random", 0)
+    src = resolve_coco_source(COCO_JSON)
+    out = tmp_path_factory.mktemp("qat")
+    initial = {k: v.clone() for k, v in deploy.state_dict().items()}
+    qat = train_qat(deploy, src, out, QATConfig(epochs=2, batch_size=6, max_steps=3, lr=1e-3), progress=False,
+                    log=lambda m: None, checkpoint_meta={"source_weights_sha256": info.sha256})
+    job = QuantizedExport(deploy, info, SCHEMES["int8-qat"], out, calibration=src, qat=qat, raw=True)
+    paths = export_quantized(job, ["executorch", "tflite", "coreml"])
+    models = {p.suffix: p for p in paths if not p.name.endswith(".json")}
+    return {"model": model, "deploy": deploy, "initial": initial, "qat": qat, "out": out, "paths": models,
+            "crops": coco_crops(COCO_JSON, SMALL)[:6], "info": info}
+
+
+def test_qat_trains_checkpoints_and_reloads(qat_artifacts):
+    qat = qat_artifacts["qat"]
+    assert [h["epoch"] for h in qat.history] == [1, 2] and all(np.isfinite(h["loss"]) for h in qat.history)
+    assert qat.eval_check.ok and qat.eval_check.batch_norm_ops == 0
+    state = torch.load(qat.checkpoint, map_location="cpu", weights_only=True)
+    assert state["kind"] == "starpose-qat" and state["iteration"] == 3
+    moved = [k for k, v in qat.float_network.state_dict().items()
+             if k in qat_artifacts["initial"] and v.shape == qat_artifacts["initial"][k].shape
+             and not torch.equal(v, qat_artifacts["initial"][k])]
+    assert len(moved) > 10  # training changed the weights
+    reloaded, extra = load_qat(qat.checkpoint, qat_artifacts["deploy"])
+    assert extra["source_weights_sha256"] == qat_artifacts["info"].sha256
+    x = torch.randn(2, 3, 128, 96)
+    with torch.no_grad():
+        for a, b in zip(qat.quantized(x), reloaded.quantized(x)):
+            assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="not a StarPose QAT checkpoint"):
+        bogus = qat_artifacts["out"] / "bogus.pt"
+        torch.save({"model": {}, "epoch": 1}, bogus)
+        load_qat(bogus, qat_artifacts["deploy"])
+
+
+def test_int8_pte_runs_in_executorch(qat_artifacts):
+    from mobile_export.executorch import delegate_ids, inspect, open_runner
+
+    path = qat_artifacts["paths"][".pte"]
+    meta = read_metadata_file(sidecar_path(path))
+    assert meta["precision"] == "int8" and meta["quantization"]["scheme"] == "int8-qat"
+    assert meta["quantization"]["qat_checkpoint"] == "qat_last.pt"
+    assert "XnnpackBackend" in delegate_ids(path)
+    assert compare_io(inspect(path), expected_io(meta)) == []
+    assert path.stat().st_size < 0.5 * _bytes_of(qat_artifacts["qat"].float_network)  # int8 weights
+    runner = open_runner(path, meta)
+    bundle = PoseBundle(qat_artifacts["qat"].quantized, SMALL, layout="NHWC", raw=True)
+    for crop in qat_artifacts["crops"]:
+        out = runner(crop.image)
+        assert out["keypoints"].shape == (1, 17, 2) and out["simcc_x"].shape == (1, 17, 192)
+        with torch.no_grad():
+            ref = bundle(torch.from_numpy(crop.image[None]))
+        sx = ref[2].numpy()
+        # XNNPACK's int8 kernels against PyTorch's reference quantize/dequantize arithmetic:
+        # rounding differences only, far below the SimCC values' spread.
+        assert np.abs(out["simcc_x"] - sx).max() < 0.05 * (sx.max() - sx.min()) + 1e-3
+        np.testing.assert_allclose(out["scores"], np.minimum(out["simcc_x"].max(-1), out["simcc_y"].max(-1)), atol=1e-6)
+
+
+def test_int8_tflite_runs_in_litert(qat_artifacts):
+    pytest.importorskip("ai_edge_litert")
+    from mobile_export.tflite import open_runner, read_embedded_metadata
+
+    path = qat_artifacts["paths"][".tflite"]
+    meta = read_metadata_file(sidecar_path(path))
+    assert read_embedded_metadata(path) == meta
+    assert meta["precision"] == "int8" and meta["quantization"]["quantizer"] == "litert_torch PT2EQuantizer"
+    runner = open_runner(path, meta)
+    assert compare_io(runner.observed_io(), expected_io(meta)) == []
+    details = runner.interpreter.get_tensor_details()
+    assert sum(1 for d in details if d["dtype"] == np.int8) > 20  # the network computes in int8
+    twin = qat_artifacts["qat"].float_network
+    for crop in qat_artifacts["crops"]:
+        out = runner(crop.image)
+        with torch.no_grad():
+            ref = PoseBundle(twin, SMALL, layout="NHWC", raw=True)(torch.from_numpy(crop.image[None]))
+        sx = ref[2].numpy()
+        assert np.abs(out["simcc_x"] - sx).max() < 0.25 * (sx.max() - sx.min())  # int8 vs float weights
+    assert path.stat().st_size < 0.5 * _bytes_of(twin)
+
+
+def test_coreml_int8_spec_has_quantized_weights(qat_artifacts):
+    pytest.importorskip("coremltools")
+    from mobile_export.coreml import inspect, read_embedded_metadata
+    from quantization.coreml import WEIGHT_THRESHOLD, compressed_op_counts, float_consts
+
+    path = qat_artifacts["paths"][".mlpackage"]
+    meta = read_embedded_metadata(path)
+    assert meta == read_metadata_file(sidecar_path(path))
+    assert meta["precision"] == "int8" and meta["quantization"]["weights"].startswith("int8")
+    counts = compressed_op_counts(path)
+    assert counts["constexpr_affine_dequantize"] > 20
+    left = [(name, n) for name, n in float_consts(path) if n > WEIGHT_THRESHOLD]
+    assert left == []  # every weight above coremltools' threshold is stored as int8
+    assert compare_io(inspect(path), expected_io(meta)) == []
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    assert size < 0.75 * _bytes_of(qat_artifacts["qat"].float_network) / 2  # well below fp16 weights
+
+
+def test_manifest_records_the_int8_artifacts(qat_artifacts):
+    out = qat_artifacts["out"]
+    manifest = read_manifest(out)
+    models = {n: e for n, e in manifest["artifacts"].items() if e.get("role") == "model"}
+    assert sorted(models) == sorted(p.name for p in qat_artifacts["paths"].values())
+    for name, entry in models.items():
+        assert entry["precision"] == "int8" and entry["scheme"] == "int8-qat"
+        assert check_entry(out, name, entry) == []
+    assert not [p for p in out.iterdir() if p.name.startswith(".tmp-")]  # staged files all renamed
+
+
+def test_dynamic_range_tflite(tmp_path):
+    pytest.importorskip("ai_edge_litert")
+    from mobile_export.tflite import open_runner
+
+    model = small_model(1)
+    deploy = reparameterize_model(model)
+    info = WeightsInfo("starpose_test-seed1", state_dict_sha256(model.state_dict()), "random", 1)
+    (path, side) = export_quantized(QuantizedExport(deploy, info, SCHEMES["int8-dynamic"], tmp_path), ["tflite"])
+    meta = read_metadata_file(side)
+    assert "dynamic" in meta["quantization"]["activations"]
+    runner = open_runner(path, meta)
+    crop = coco_crops(COCO_JSON, SMALL)[0]
+    out = runner(crop.image)
+    with torch.no_grad():
+        ref = PoseBundle(deploy, SMALL, layout="NHWC")(torch.from_numpy(crop.image[None]))
+    assert np.abs(out["scores"] - ref[1].numpy()).max() < 0.1 * float(ref[1].abs().max()) + 1e-3
+    with pytest.raises(ValueError, match="no quantized executorch path"):
+        export_quantized(QuantizedExport(deploy, info, SCHEMES["int8-dynamic"], tmp_path), ["executorch"])
+
+
+def test_cli_qat_and_int8_export_reject_bad_input(tmp_path):
+    from starpose.cli import main
+
+    runner = CliRunner()
+    result = runner.invoke(main, ["qat", "--data", str(tmp_path), "--weights", "random", "--out", str(tmp_path / "o")])
+    assert result.exit_code != 0 and "expected one COCO keypoints json" in result.output
+    result = runner.invoke(main, ["qat", "--data", str(COCO_JSON), "--formats", "onnx", "--out", str(tmp_path / "o")])
+    assert result.exit_code != 0 and "unknown format" in result.output
+    result = runner.invoke(main, ["export", "--format", "executorch", "--precision", "int8", "--scheme", "qat",
+                                  "--weights", "random", "--out", str(tmp_path / "e")])
+    assert result.exit_code != 0 and "--qat-checkpoint" in result.output
+    result = runner.invoke(main, ["export", "--format", "torchscript", "--precision", "int8", "--weights", "random",
+                                  "--out", str(tmp_path / "e")])
+    assert result.exit_code != 0 and "no quantized torchscript path" in result.output
+    assert not (tmp_path / "e").exists() or not any((tmp_path / "e").iterdir())
