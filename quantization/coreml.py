@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 import torch.nn as nn
 
-from mobile_export.base import ExportOptions, MissingExtraError, Staging, require
+from mobile_export.base import EXTRA_HINT, ExportOptions, MissingExtraError, Staging, require
 from mobile_export.metadata import WeightsInfo, dumps, sidecar_path
 
 from .pt2e import int8_metadata
@@ -58,8 +58,9 @@ def compress(mlmodel: Any, recipe: CoreMLRecipe) -> Any:
     op = cto.OpPalettizerConfig(nbits=4, mode="kmeans", granularity="per_tensor", weight_threshold=WEIGHT_THRESHOLD)
     try:
         return cto.palettize_weights(mlmodel, cto.OptimizationConfig(global_config=op))
-    except ImportError as e:  # k-means comes from scikit-learn or kmeans1d
-        raise MissingExtraError(f"4-bit palettization needs k-means ({e}); install scikit-learn") from e
+    except ImportError as e:  # k-means comes from scikit-learn (or kmeans1d)
+        raise MissingExtraError(f"4-bit palettization needs k-means from scikit-learn ({e}); install it with: "
+                                f"{EXTRA_HINT}") from e
 
 
 def export_coreml_compressed(

@@ -135,6 +135,23 @@ def test_coreml_int8_spec_has_quantized_weights(qat_artifacts):
     assert size < 0.75 * _bytes_of(qat_artifacts["qat"].float_network) / 2  # well below fp16 weights
 
 
+def test_coreml_palettized_weights(tmp_path):
+    pytest.importorskip("coremltools")
+    pytest.importorskip("sklearn")
+    from mobile_export.coreml import read_embedded_metadata
+    from quantization.coreml import WEIGHT_THRESHOLD, compressed_op_counts, float_consts
+
+    model = small_model(2)
+    info = WeightsInfo("starpose_test-seed2", state_dict_sha256(model.state_dict()), "random", 2)
+    paths = export_quantized(QuantizedExport(reparameterize_model(model), info, SCHEMES["w4-palettized"], tmp_path),
+                             ["coreml"])
+    package = next(p for p in paths if p.suffix == ".mlpackage")
+    assert compressed_op_counts(package)["constexpr_lut_to_dense"] > 20
+    assert [n for _, n in float_consts(package) if n > WEIGHT_THRESHOLD] == []
+    meta = read_embedded_metadata(package)
+    assert meta["precision"] == "fp16" and "palettization" in meta["quantization"]["weights"]
+
+
 def test_manifest_records_the_int8_artifacts(qat_artifacts):
     out = qat_artifacts["out"]
     manifest = read_manifest(out)
