@@ -68,8 +68,10 @@ THRESHOLDS: dict[str, Thresholds] = {
     "fp16": Thresholds(mean_kpt_px=3.0, argmax_agreement=0.80, pck_agreement=0.95, score_max_abs=5e-2,
                        raw_max_abs=5e-2),
     # int8 (for the quantization package): a trained model keeps the pose, not the exact bins.
-    "int8": Thresholds(mean_kpt_px=6.0, argmax_agreement=0.30, pck_agreement=0.85, score_max_abs=0.25,
-                       raw_max_abs=0.5),
+    # Scores are SimCC maxima: a trained model's logits span about +-12 and int8 moves them by up
+    # to ~0.7 (fixture-trained StarPose-t, PTQ: max |score diff| 0.51, max |SimCC diff| 0.67).
+    "int8": Thresholds(mean_kpt_px=6.0, argmax_agreement=0.30, pck_agreement=0.85, score_max_abs=1.0,
+                       raw_max_abs=1.5),
 }
 
 
