@@ -27,10 +27,11 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import torch.nn as nn
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 
 from starpose.data import KLDiscretLoss, collate
 from starpose.train.checkpoint import load_checkpoint, save_checkpoint, save_weights
+from starpose.train.loop import EpochShuffle
 
 from .calibration import CocoSource, person_dataset
 from .pt2e import QuantizedNetwork, Timings, convert, float_weights, prepare
@@ -150,23 +151,6 @@ def _restore_observers(model: nn.Module, states: list[bool]) -> None:
             m.disable_observer()
 
 
-class _EpochShuffle(Sampler[int]):
-    """Order depends only on (seed, epoch): a resumed run sees the same batches."""
-
-    def __init__(self, n: int, seed: int) -> None:
-        self.n, self.seed, self.epoch = n, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
-        return iter(torch.randperm(self.n, generator=g).tolist())
-
-    def __len__(self) -> int:
-        return self.n
-
-
 @dataclass
 class QATResult:
     """A finished (or resumed-and-finished) QAT run."""
@@ -212,7 +196,7 @@ def train_qat(
     with timings.measure("prepare"):
         prepared = prepare(network, qspec)
     dataset = person_dataset(source, spec, train=True, augment=cfg.augment, seed=cfg.seed)
-    sampler = _EpochShuffle(len(dataset), cfg.seed)
+    sampler = EpochShuffle(len(dataset), cfg.seed)
     loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
                         collate_fn=collate, drop_last=len(dataset) >= 2 * cfg.batch_size)
     steps_per_epoch = len(loader)

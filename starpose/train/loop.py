@@ -24,7 +24,7 @@ from ..spec import SPECS, PoseSpec
 from .checkpoint import load_checkpoint, save_checkpoint, save_weights
 from .config import TrainConfig
 
-__all__ = ["train", "TrainResult", "build_model", "lr_factor", "build_train_samples"]
+__all__ = ["train", "TrainResult", "build_model", "lr_factor", "build_train_samples", "EpochShuffle"]
 
 
 @dataclass
@@ -67,7 +67,7 @@ def build_train_samples(cfg: TrainConfig, spec: PoseSpec):
     return coco_gt_samples(CocoIndex(cfg.train_ann, spec), cfg.train_images)
 
 
-class _EpochShuffle(Sampler[int]):
+class EpochShuffle(Sampler[int]):
     """Single-process shuffling that depends only on (seed, epoch): resume reproduces the order."""
 
     def __init__(self, n: int, seed: int) -> None:
@@ -130,7 +130,7 @@ def train(
     if distributed:
         sampler: Sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
     else:
-        sampler = _EpochShuffle(len(dataset), cfg.seed)
+        sampler = EpochShuffle(len(dataset), cfg.seed)
     loader = DataLoader(
         dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers, collate_fn=collate,
         drop_last=len(dataset) >= cfg.batch_size * world * 2, persistent_workers=cfg.num_workers > 0,
