@@ -37,10 +37,30 @@ __all__ = [
     "image_array",
     "name_outputs",
     "require",
+    "runtime_threads",
+    "set_runtime_threads",
 ]
 
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16")
 EXTRA_HINT = "pip install 'starpose-mobile[export]'"
+
+
+_RUNTIME_THREADS = 1
+
+
+def set_runtime_threads(threads: int) -> None:
+    """Thread count for the runtimes that runners open from now on in this process (LiteRT,
+    ONNX Runtime, PyTorch). ExecuTorch's XNNPACK pool is process-wide and must be sized before
+    the first program loads: ``bench`` does that in a fresh process per runtime and thread count.
+    Default 1: parity and verify are single-threaded."""
+    global _RUNTIME_THREADS
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    _RUNTIME_THREADS = int(threads)
+
+
+def runtime_threads() -> int:
+    return _RUNTIME_THREADS
 
 
 class MissingExtraError(ImportError):

@@ -1,6 +1,7 @@
 """Run exporters from the ``FORMATS`` table and record the results in ``manifest.json``."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -46,13 +47,16 @@ def export_formats(
     options = ExportOptions(precision=precision, weights=weights, affine=affine, raw=raw, progress=progress)
     written: list[Path] = []
     for exporter in exporters:
+        start = time.perf_counter()
         paths = exporter.export(network, out_dir, options)
+        seconds = round(time.perf_counter() - start, 2)  # the whole format: all its artifacts
         entries = {}
         for p in paths:
             if exporter.owns(p):
                 meta = read_metadata_file(sidecar_path(p))
                 entries[p.name] = {"role": "model", "format": exporter.name, "precision": meta["precision"],
-                                   "backend": meta["backend"], "metadata": sidecar_path(p).name}
+                                   "backend": meta["backend"], "metadata": sidecar_path(p).name,
+                                   "export_seconds": seconds}
             else:
                 entries[p.name] = {"role": "metadata"}
         update_manifest(out_dir, entries)

@@ -24,6 +24,7 @@ from .base import (
     artifact_stem,
     image_array,
     require,
+    runtime_threads,
 )
 from .bundle import AFFINE_INPUT, IMAGE_INPUT, PoseBundle
 from .metadata import build_metadata, dumps, parse_metadata, sidecar_path
@@ -87,7 +88,8 @@ def read_embedded_metadata(path: Path) -> dict[str, Any] | None:
 def _session(path: Path) -> Any:
     ort = require("onnxruntime", NAME)
     options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
+    options.intra_op_num_threads = runtime_threads()
+    options.inter_op_num_threads = 1
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types

@@ -33,6 +33,7 @@ from .base import (
     artifact_stem,
     image_array,
     require,
+    runtime_threads,
 )
 from .bundle import AFFINE_INPUT, IMAGE_INPUT, PoseBundle
 from .metadata import build_metadata, dumps, parse_metadata, sidecar_path
@@ -156,7 +157,7 @@ def _interpreter_class() -> Any:
 
 def _interpreter(path: Path) -> Any:
     try:
-        it = _interpreter_class()(model_path=str(path), num_threads=1)
+        it = _interpreter_class()(model_path=str(path), num_threads=runtime_threads())
         it.allocate_tensors()
     except (ValueError, RuntimeError) as e:
         raise ArtifactLoadError(f"{path}: the LiteRT interpreter could not load it ({e})") from e

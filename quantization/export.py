@@ -16,6 +16,7 @@ quantizer, the calibration data and, for QAT, the checkpoint.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -155,7 +156,9 @@ def export_quantized(job: QuantizedExport, formats: list[str]) -> list[Path]:
             require(module, fmt)
     written: list[Path] = []
     for fmt in formats:
+        start = time.perf_counter()
         paths = QUANTIZED_FORMATS[fmt][0](job)
+        seconds = round(time.perf_counter() - start, 2)  # quantize (prepare, calibrate, convert) + lower
         entries: dict[str, dict[str, Any]] = {}
         for p in paths:
             if p.name.endswith(".json"):
@@ -164,7 +167,7 @@ def export_quantized(job: QuantizedExport, formats: list[str]) -> list[Path]:
                 meta = read_metadata_file(sidecar_path(p))
                 entries[p.name] = {"role": "model", "format": fmt, "precision": meta["precision"],
                                    "backend": meta["backend"], "scheme": job.scheme.name,
-                                   "metadata": sidecar_path(p).name}
+                                   "metadata": sidecar_path(p).name, "export_seconds": seconds}
         update_manifest(job.out_dir, entries)
         for p in paths:
             job.progress(f"  wrote {p}")

@@ -392,6 +392,51 @@ def verify_cmd(path, weights, coco_json, json_out) -> None:
 
 
 
+@main.command("bench")
+@click.argument("artifacts", nargs=-1, type=click.Path(exists=True))
+@click.option("--threads", default="1", show_default=True, help="Thread counts, comma-separated, e.g. 1,2,4.")
+@click.option("--runs", type=int, default=50, show_default=True, help="Timed runs per target and thread count.")
+@click.option("--rounds", type=int, default=5, show_default=True, help="Interleaved rounds the runs are split into.")
+@click.option("--warmup", type=int, default=5, show_default=True, help="Untimed runs after loading.")
+@click.option("--eager/--no-eager", default=None,
+              help="Also time the eager PyTorch bundle of --variant (default: on when no ARTIFACTS are given).")
+@click.option("--variant", default="starpose_t", show_default=True, help="Variant of the eager target.")
+@click.option("--weights", default="default", show_default=True, help="Weights of the eager target: default | random | PATH.")
+@click.option("--baseline", default=None, help="Target name the ratios are taken against (default: the first).")
+@click.option("--affinity", is_flag=True, help="Also pin each benchmark process to the first N cores (Linux).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Write the results as JSON.")
+def bench_cmd(artifacts, threads, runs, rounds, warmup, eager, variant, weights, baseline, affinity, json_out) -> None:
+    """Latency of ARTIFACTS (files or export directories) in their runtimes, one process per
+    artifact and thread count, interleaved rounds: median, p10/p90, ratio to a baseline, size,
+    peak memory, load and export time. Without ARTIFACTS: the eager model of --variant.
+
+    \b
+    starpose-mobile export --format all --out out/models
+    starpose-mobile bench out/models --threads 1,2 --json out/bench.json
+    """
+    from mobile_export.bench import collect_targets, eager_target, run_bench
+
+    try:
+        counts = [int(t) for t in threads.split(",") if t.strip()]
+    except ValueError as e:
+        raise click.BadParameter(f"expected comma-separated integers such as 1,2, got {threads!r}") from e
+    try:
+        targets = collect_targets(artifacts)
+        if eager or (eager is None and not artifacts):
+            targets.insert(0, eager_target(variant, weights))
+        click.echo(f"benchmarking {len(targets)} target(s) at {','.join(map(str, counts))} thread(s): "
+                   f"{runs} runs in {rounds} rounds each")
+        report = run_bench(targets, threads=counts, runs=runs, rounds=rounds, warmup=warmup, affinity=affinity,
+                           baseline=baseline, progress=click.echo)
+    except (FileNotFoundError, ValueError) as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(report.render())
+    if json_out:
+        click.echo(f"results: {report.write_json(json_out)}")
+    if not any(r.status == "ok" for r in report.rows):
+        raise click.ClickException("no target could be benchmarked on this machine (see the reasons above)")
+
+
 @main.command("predict")
 @click.argument("sources", nargs=-1, type=click.Path(path_type=str))
 @click.option("--sample", is_flag=True, help="Run on the sample photos shipped with the package.")

@@ -24,3 +24,25 @@ MPII_JSON = MPII_DIR / "test_mpii.json"
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return DATA
+
+
+@pytest.fixture(scope="session")
+def seeded():
+    """A seeded random starpose_t and its weights info (the exporters' test model)."""
+    import torch
+
+    from mobile_export.source import resolve_model
+
+    torch.set_num_threads(1)
+    return resolve_model("starpose_t", "random", seed=0)
+
+
+@pytest.fixture(scope="session")
+def export_dir(tmp_path_factory, seeded) -> Path:
+    """``seeded`` exported once per session in every fp32 format (a few minutes on two cores)."""
+    from mobile_export.export import export_formats, formats_for
+
+    model, info = seeded
+    out = tmp_path_factory.mktemp("exports")
+    export_formats(model, info, formats_for("all", "fp32"), out)
+    return out

@@ -44,20 +44,6 @@ ALL = RUNNABLE + ["starpose_t_coreml_fp32.pte", "starpose_t_fp32.mlpackage"]
 
 
 @pytest.fixture(scope="session")
-def seeded():
-    torch.set_num_threads(1)
-    return resolve_model("starpose_t", "random", seed=0)
-
-
-@pytest.fixture(scope="session")
-def export_dir(tmp_path_factory, seeded) -> Path:
-    model, info = seeded
-    out = tmp_path_factory.mktemp("exports")
-    export_formats(model, info, formats_for("all", "fp32"), out)
-    return out
-
-
-@pytest.fixture(scope="session")
 def report(export_dir):
     return verify(export_dir)
 
