@@ -74,14 +74,17 @@ def _split_size(value: str | None) -> tuple[int, int] | None:
 @click.option("--val-interval", type=int, default=None)
 @click.option("--workers", "num_workers", type=int, default=None)
 @click.option("--seed", type=int, default=None)
+@click.option("--weight-decay", type=float, default=None, help="AdamW decoupled weight decay (recipes: 0).")
 @click.option("--no-aug", is_flag=True, help="Disable augmentation (flip, half-body, bbox jitter).")
+@click.option("--photometric", is_flag=True,
+              help="Add HSV jitter, blur and coarse-dropout occlusion (RTMPose stage 1; not in the release recipe).")
 @click.option("--init-weights", type=click.Path(dir_okay=False), default=None, help="Start from these weights.")
 @click.option("--work-dir", type=click.Path(file_okay=False), default="runs/train", show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from WORK_DIR/last.pt.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_cmd(config_name, list_configs, data_root, ann_file, img_dir, val_ann_file, val_img_dir, val_det_file,
               dataset, variant, input_size, epochs, batch_size, base_lr, no_scale_lr, warmup_iters, lr_steps,
-              val_interval, num_workers, seed, no_aug, init_weights, work_dir, resume, quiet) -> None:
+              val_interval, num_workers, seed, weight_decay, photometric, no_aug, init_weights, work_dir, resume, quiet) -> None:
     """Train a variant on a COCO-format folder (or a named recipe). Multi-process: run it under
     ``torchrun --nproc-per-node N``."""
     from .train import TrainConfig, get_recipe, list_recipes
@@ -103,7 +106,8 @@ def train_cmd(config_name, list_configs, data_root, ann_file, img_dir, val_ann_f
         train_ann=ann_file, train_images=img_dir, val_ann=val_ann_file, val_images=val_img_dir,
         val_det=val_det_file, dataset=dataset, variant=variant, input_size=_split_size(input_size), epochs=epochs,
         batch_size=batch_size, base_lr=base_lr, warmup_iters=warmup_iters, val_interval=val_interval,
-        num_workers=num_workers, seed=seed, init_weights=init_weights,
+        num_workers=num_workers, seed=seed, init_weights=init_weights, weight_decay=weight_decay,
+        photometric=True if photometric else None,
         augment=False if no_aug else None, auto_scale_lr_base_batch=0 if no_scale_lr else None,
         lr_steps=_parse_lr_steps(lr_steps),
     )

@@ -58,6 +58,28 @@ def test_augmentation_is_deterministic_per_seed_epoch_index_and_varies():
         assert np.abs(kpts[0][w] - kc).max() <= 0.5
 
 
+def test_photometric_augmentation_changes_pixels_not_geometry():
+    """HSV / blur / coarse dropout act on the crop only: same warp, same targets, other pixels;
+    deterministic per (seed, epoch, index); off unless asked for."""
+    samples = coco_gt_samples(CocoIndex(COCO_JSON, COCO_SPEC), COCO_DIR)
+    assert AugmentConfig().hsv_prob == AugmentConfig().dropout_prob == 0.0  # the release recipe's default
+    plain = TopDownDataset(samples, COCO_SPEC, train=True, seed=5)
+    strong = TopDownDataset(samples, COCO_SPEC, train=True, seed=5, augment=AugmentConfig.with_photometric())
+    changed = 0
+    for i in range(len(samples)):
+        a, b = plain[i], strong[i]
+        assert torch.equal(a["crop_to_image"], b["crop_to_image"]) and torch.equal(a["target_x"], b["target_x"])
+        changed += int(not torch.equal(a["image"], b["image"]))
+        assert torch.equal(b["image"], strong[i]["image"])
+    assert changed == len(samples)  # hsv_prob 1.0: every crop's colours move
+    from starpose.data.transforms import photometric
+
+    crop = np.full((256, 192, 3), 100, np.uint8)
+    holes = AugmentConfig(dropout_prob=1.0, dropout_size=(0.25, 0.25))
+    out = photometric(np.random.default_rng(0), crop, holes)
+    assert (out != 100).any(axis=-1).sum() == 64 * 48 and (crop == 100).all()  # one hole, input untouched
+
+
 def test_flip_augmentation_swaps_left_and_right():
     samples = coco_gt_samples(CocoIndex(COCO_JSON, COCO_SPEC), COCO_DIR)
     plain = TopDownDataset(samples, COCO_SPEC, train=True, augment=AugmentConfig.none())[0]

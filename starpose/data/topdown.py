@@ -17,7 +17,7 @@ from ..processing import bbox_xywh_to_cs, fix_aspect_ratio, get_warp_matrix, inv
 from ..spec import PoseSpec
 from .errors import DataError
 from .targets import simcc_targets
-from .transforms import AugmentConfig, half_body, lower_body_mask, random_bbox_transform, random_flip
+from .transforms import AugmentConfig, half_body, lower_body_mask, photometric, random_bbox_transform, random_flip
 
 __all__ = ["PersonSample", "TopDownDataset", "read_image_rgb", "collate"]
 
@@ -112,6 +112,8 @@ class TopDownDataset(Dataset):
         w, h = self.spec.input_size
         mat = get_warp_matrix(center, scale, rot, (w, h))
         crop = cv2.warpAffine(image, mat.astype(np.float32), (w, h), flags=cv2.INTER_LINEAR)
+        if self.train:
+            crop = photometric(rng, crop, self.augment)
         x = (crop.astype(np.float32) - self._mean) / self._std
         out = {
             "image": torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1))),

@@ -25,10 +25,23 @@ class AugmentConfig:
     scale_prob: float = 1.0
     rotate_factor: float = 80.0
     rotate_prob: float = 0.6
+    # Photometric and occlusion (on the uint8 crop, after the geometric warp). Off in the
+    # release's recipe; ``with_photometric()`` turns on RTMPose's stage-1 choice: HSV gains, a
+    # little blur, one coarse dropout hole.
+    hsv_prob: float = 0.0
+    hsv_gains: tuple[float, float, float] = (5.0, 30.0, 30.0)  # hue (OpenCV 0..180), saturation, value
+    blur_prob: float = 0.0
+    dropout_prob: float = 0.0
+    dropout_size: tuple[float, float] = (0.2, 0.4)  # hole side as a fraction of the crop side
+
+    @classmethod
+    def with_photometric(cls) -> "AugmentConfig":
+        return cls(hsv_prob=1.0, blur_prob=0.1, dropout_prob=0.5)
 
     @classmethod
     def none(cls) -> "AugmentConfig":
-        return cls(flip_prob=0.0, half_body_prob=0.0, shift_prob=0.0, scale_prob=0.0, rotate_prob=0.0)
+        return cls(flip_prob=0.0, half_body_prob=0.0, shift_prob=0.0, scale_prob=0.0, rotate_prob=0.0,
+                   hsv_prob=0.0, blur_prob=0.0, dropout_prob=0.0)
 
 
 def truncnorm(rng: np.random.Generator, size: int | tuple[int, ...] = ()) -> np.ndarray:
@@ -97,3 +110,30 @@ def random_bbox_transform(
     if cfg.rotate_prob > 0 and rng.random() < cfg.rotate_prob:
         rot = float(truncnorm(rng)) * cfg.rotate_factor
     return center, scale, rot
+
+
+def photometric(rng: np.random.Generator, crop: np.ndarray, cfg: AugmentConfig) -> np.ndarray:
+    """HSV jitter, occasional Gaussian blur and one coarse-dropout hole filled with a random
+    colour, on a uint8 RGB crop. Keypoint targets are unchanged (an occluded keypoint is still
+    where it is, as in RTMPose's CoarseDropout)."""
+    import cv2
+
+    out = crop
+    if cfg.hsv_prob > 0 and rng.random() < cfg.hsv_prob:
+        dh, ds, dv = (rng.uniform(-1, 1, 3) * np.asarray(cfg.hsv_gains)).tolist()
+        hsv = cv2.cvtColor(out, cv2.COLOR_RGB2HSV).astype(np.int16)
+        hsv[..., 0] = (hsv[..., 0] + int(round(dh))) % 180
+        hsv[..., 1] = np.clip(hsv[..., 1] + int(round(ds)), 0, 255)
+        hsv[..., 2] = np.clip(hsv[..., 2] + int(round(dv)), 0, 255)
+        out = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)
+    if cfg.blur_prob > 0 and rng.random() < cfg.blur_prob:
+        k = int(rng.choice([3, 5]))
+        out = cv2.GaussianBlur(out, (k, k), 0)
+    if cfg.dropout_prob > 0 and rng.random() < cfg.dropout_prob:
+        h, w = out.shape[:2]
+        lo, hi = cfg.dropout_size
+        hh, ww = int(h * rng.uniform(lo, hi)), int(w * rng.uniform(lo, hi))
+        y, x = int(rng.integers(0, h - hh + 1)), int(rng.integers(0, w - ww + 1))
+        out = out.copy() if out is crop else out
+        out[y:y + hh, x:x + ww] = rng.integers(0, 256, 3, dtype=np.uint8)
+    return out

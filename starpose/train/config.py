@@ -39,6 +39,7 @@ class TrainConfig:
     warmup_ratio: float = 0.001
     lr_steps: tuple[tuple[int, float], ...] = ((220, 0.1), (250, 0.5))  # (epoch, multiply lr by)
     augment: bool = True
+    photometric: bool = False  # + HSV jitter, blur, coarse dropout (not in the release recipe)
     flip_test: bool = True
     val_interval: int = 10
     num_workers: int = 2

@@ -1,4 +1,4 @@
-"""The training loop: Adam, linear warm-up, step schedule, SimCC KL loss, atomic checkpoints,
+"""The training loop: AdamW, linear warm-up, step schedule, SimCC KL loss, atomic checkpoints,
 exact resume, optional DDP (``torchrun``; gloo on CPU, nccl on GPU) and AMP on CUDA."""
 from __future__ import annotations
 
@@ -97,6 +97,12 @@ def _dist_info() -> tuple[int, int, int]:
     return world, rank, local
 
 
+def _augment_config(cfg: TrainConfig) -> AugmentConfig:
+    if not cfg.augment:
+        return AugmentConfig.none()
+    return AugmentConfig.with_photometric() if cfg.photometric else AugmentConfig()
+
+
 def train(
     cfg: TrainConfig,
     work_dir: str | Path,
@@ -125,7 +131,7 @@ def train(
     if not samples:
         raise ValueError(f"{cfg.train_ann}: no person with labelled keypoints to train on")
     dataset = TopDownDataset(
-        samples, spec, train=True, augment=AugmentConfig() if cfg.augment else AugmentConfig.none(), seed=cfg.seed
+        samples, spec, train=True, augment=_augment_config(cfg), seed=cfg.seed
     )
     if distributed:
         sampler: Sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
@@ -138,7 +144,8 @@ def train(
 
     model = build_model(cfg, spec).to(device)
     lr = cfg.lr(world)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
+    # AdamW: decoupled weight decay (with weight_decay 0, the default, exactly Adam)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     criterion = KLDiscretLoss(use_target_weight=True)
