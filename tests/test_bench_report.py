@@ -1,0 +1,63 @@
+"""benchmarks.report: ratios within one run, goal checks, the generated page and charts."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("matplotlib", reason="matplotlib (dev extra) renders the benchmark charts")
+
+from benchmarks import report  # noqa: E402
+
+
+def _row(name, fmt, threads, ms, **target):
+    return {"target": {"name": name, "format": fmt, **target}, "threads": threads, "status": "ok", "reason": "",
+            "median_ms": ms, "p10_ms": ms * 0.9, "p90_ms": ms * 1.2, "peak_rss_mb": 300.0}
+
+
+def _doc():
+    rows = []
+    for threads, scale in ((1, 1.0), (2, 0.6)):
+        for model, et, lite in (("litehrnet_18", 40.0, 20.0), ("rtmpose_t", 12.0, 14.0),
+                                ("starpose_t/deploy", 10.0, 13.0), ("starpose_s/deploy", 20.0, 24.0)):
+            rows.append(_row(f"{model} [executorch]", "executorch", threads, et * scale))
+            rows.append(_row(f"{model} [tflite]", "tflite", threads, lite * scale))
+        rows.append(_row("blazepose_lite [tflite]", "tflite", threads, 9.0 * scale))
+        for prec, ms in (("fp32", 10.0), ("int8", 4.0)):
+            rows.append(_row(f"starpose_t_xnnpack_{prec}.pte", "executorch", threads, ms * scale, variant="starpose_t",
+                             precision=prec, size_bytes=4_000_000 if prec == "fp32" else 1_000_000,
+                             export_seconds=30.0))
+    return {"rows": rows, "runs": 10, "rounds": 2, "warmup": 1, "date": "2026-11-25",
+            "machine": {"cpu_model": "Test CPU", "cpus_usable": 2, "versions": {}},
+            "gemm_gmacs_per_s": {"1": 50.0, "2": 95.0},
+            "model_stats": {"starpose_s/deploy": {"params": 1898229, "macs": 0.446e9},
+                            "litehrnet_18": {"params": 1130769, "macs": 0.242e9}},
+            "published_coco_ap": {"starpose_t": 67.2, "starpose_s": 70.0, "litehrnet_18": 64.8, "rtmpose_t": 68.5}}
+
+
+def test_goals_are_ratios_within_the_run():
+    got = {g: (v, ok) for g, v, ok in report.goals(report.Results(_doc()))}
+    assert got["StarPose-t fp32 ≤ 0.5x (ET) / 0.7x (LiteRT) Lite-HRNet-18, ExecuTorch XNNPACK, 1 thread"] == ("0.25x", True)
+    assert got["StarPose-t fp32 ≤ 0.5x (ET) / 0.7x (LiteRT) Lite-HRNet-18, LiteRT, 1 thread"] == ("0.65x", True)
+    assert got["StarPose-t fp32 ≤ 1.0x RTMPose-t, ExecuTorch XNNPACK, 1 thread"] == ("0.83x", True)
+    assert got["StarPose-s fp32 ≤ 0.8x Lite-HRNet-18, LiteRT, 1 thread"] == ("1.20x", False)
+    assert got["starpose_t int8 .pte ≤ 0.5x its fp32 .pte (1 thread)"] == ("0.40x", True)
+    assert got["starpose_s int8 .pte ≤ 0.5x its fp32 .pte (1 thread)"] == ("not measured", None)
+    assert got["StarPose-t int8 faster than BlazePose-lite fp32 (1 thread), ratio"] == ("0.44x", True)
+    # 0.446 GMAC in 20 ms = 22.3 GMAC/s = 44.6% of 50 GMAC/s
+    assert got["StarPose-s fp32 reaches ≥ 30% of the 1-thread GEMM rate (ExecuTorch)"] == ("44.60%", True)
+    assert got["StarPose-s 2 threads ≥ 1.6x faster than 1, ExecuTorch XNNPACK"] == ("1.67x", True)
+
+
+def test_page_and_charts(tmp_path):
+    results = tmp_path / "2026-11-25-test.json"
+    results.write_text(json.dumps(_doc()))
+    page = report.main([str(results), "--docs", str(tmp_path / "docs")])
+    text = page.read_text()
+    assert "2026-11-25-test.json" in text and "Test CPU" in text
+    assert "| Lite-HRNet-18 | 1.131M | 0.242 | 40.0 (1.00) | 20.0 (1.00) | – |" in text
+    assert "| StarPose-t (deploy form) |  |  | 10.0 (0.25) | 13.0 (0.65) | – |" in text
+    assert "| starpose_t_xnnpack_int8.pte | executorch | int8 | 4.0 | 2.4 | 0.40 | 1.00 | 30 | 300 |" in text
+    for png in ("bench_latency.png", "bench_ap.png"):
+        data = (tmp_path / "docs" / "img" / png).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
