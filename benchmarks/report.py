@@ -173,6 +173,11 @@ def render(doc: dict[str, Any], results_name: str, charts: list[str]) -> str:
     ]
     for chart in charts:
         lines += [f"![{chart}](img/{chart})", ""]
+    if "bench_ap.png" in charts:
+        lines += ["Accuracy in the second chart is *published* COCO val AP at 256x192, not measured here: StarPose "
+                  "from the authors' earlier release (StarPose-16 ≈ t 67.2, StarPose-18 ≈ s 70.0, the only figures they "
+                  "published), Lite-HRNet and RTMPose from their papers. The weights packaged with this SDK are far "
+                  "below these (docs/MODEL_CARD.md); released checkpoints load with `--weights PATH`.", ""]
     for n in r.threads:
         lines += [f"## Networks alone, fp32, {n} thread{'s' if n > 1 else ''}: median ms (ratio to Lite-HRNet-18)", "",
                   "| model | params | GMACs | " + " | ".join(name for _, name in RUNTIMES) + " |",
