@@ -173,6 +173,18 @@ def test_deploy_lowers_to_one_xnnpack_subgraph_with_nothing_on_the_portable_path
     assert (out[1] - golden["simcc_y"]).abs().max() <= TOL
 
 
+@pytest.mark.slow
+def test_deploy_runs_every_op_in_litert_xnnpack():
+    """LiteRT: one XNNPACK partition, nothing left on the interpreter (the single-head kᵀv is
+    computed as a batch-2 BATCH_MATMUL, not a batch-1 FULLY_CONNECTED with activation weights)."""
+    pytest.importorskip("litert_torch", reason="needs the export extra: pip install 'starpose-mobile[export]'")
+    from benchmarks.common import litert_delegation, to_litert
+
+    model, golden = _golden_model("t")
+    report = litert_delegation(to_litert(reparameterize_model(model), golden["input"]))
+    assert (report["delegated_subgraphs"], report["non_delegated_by_op"]) == (1, {}), report
+
+
 def test_delegation_counter_sees_what_stays_on_the_portable_path():
     """The benchmark's counter (used for the numbers in benchmarks/results) on a graph with a
     known gap: XNNPACK has no ELU, so conv → ELU → conv is two subgraphs and one portable op."""

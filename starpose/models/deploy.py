@@ -297,7 +297,17 @@ class DeployLinearAttention(nn.Module):
         q = q.reshape(bh, dq, n)
         k = k.reshape(bh, dq, n)
         v = x.reshape(bh, c // self.num_heads, n)
-        kv = torch.bmm(v, k.transpose(1, 2)) * (1.0 / n)  # bh, dv, dq
+        if bh == 1 and n % 2 == 0:
+            # One head: a batch-1 bmm with two activation operands becomes a FULLY_CONNECTED with a
+            # non-constant weight in LiteRT, which its XNNPACK delegate refuses (the graph splits and
+            # that op runs on the interpreter). Summing two half-length products is the same kᵀv
+            # and stays a delegated BATCH_MATMUL.
+            v2 = v.reshape(c, 2, n // 2).transpose(0, 1)
+            k2 = k.reshape(dq, 2, n // 2).permute(1, 2, 0)
+            halves = torch.bmm(v2, k2)  # 2, dv, dq (a slice + add, which both delegates take; sum over dim 0 is not)
+            kv = (halves[:1] + halves[1:]) * (1.0 / n)  # 1, dv, dq
+        else:
+            kv = torch.bmm(v, k.transpose(1, 2)) * (1.0 / n)  # bh, dv, dq
         out = torch.bmm(kv, q) / (torch.bmm(k_mean, q) + 1e-6)  # bh, dv, n
         return out.reshape(b, c, h, w) + self.lepe(x)
 
