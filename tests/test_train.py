@@ -66,6 +66,21 @@ def test_resume_continues_exactly(tmp_path):
     assert [h["loss"] for h in straight.history] == pytest.approx([h["loss"] for h in resumed.history], rel=1e-5)
 
 
+def test_augmentation_reaches_dataloader_workers_every_epoch(tmp_path):
+    """Augmentation is a function of (seed, epoch, index) only: training with a worker process
+    gives the same weights as training in the main process. (Persistent workers once kept the
+    first epoch's augmentation for the whole run.)"""
+    cfg = fixture_cfg(epochs=3, batch_size=4, augment=True, photometric=True)
+    main_process = train(cfg, tmp_path / "w0", progress=False, log=lambda s: None)
+    one_worker = train(cfg.override(num_workers=1), tmp_path / "w1", progress=False, log=lambda s: None)
+    assert [h["loss"] for h in main_process.history] == pytest.approx([h["loss"] for h in one_worker.history],
+                                                                      rel=1e-5)
+    a = torch.load(tmp_path / "w0" / "last.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "w1" / "last.pt", weights_only=True)["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+
+
 def test_cli_train_then_eval(tmp_path):
     runner = CliRunner()
     work = tmp_path / "run"

@@ -139,7 +139,10 @@ def train(
         sampler = EpochShuffle(len(dataset), cfg.seed)
     loader = DataLoader(
         dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers, collate_fn=collate,
-        drop_last=len(dataset) >= cfg.batch_size * world * 2, persistent_workers=cfg.num_workers > 0,
+        drop_last=len(dataset) >= cfg.batch_size * world * 2,
+        # Not persistent: each epoch's workers get a fresh copy of the dataset, so they see its
+        # set_epoch(); persistent workers would keep augmenting with the epoch they started with.
+        persistent_workers=False,
     )
 
     model = build_model(cfg, spec).to(device)
