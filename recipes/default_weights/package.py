@@ -55,6 +55,8 @@ def main() -> None:
     ap.add_argument("--distill-root", type=Path, default=ROOT / "data" / "distill")
     ap.add_argument("--teacher-ap", type=float, default=0.664,
                     help="the teacher's OKS AP on the COCO fixture (recipes/default_weights/README.md)")
+    ap.add_argument("--epochs", type=int, default=None,
+                    help="total epochs of the lineage, when the checkpoint continued earlier runs (--init-weights)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
 
@@ -72,6 +74,8 @@ def main() -> None:
     else:
         load_into(model, args.checkpoint)
         epochs = -1
+    if args.epochs is not None:
+        epochs = args.epochs
     model.eval()
     coco = ROOT / "tests" / "data" / "coco"
     fixture = {}
