@@ -129,9 +129,28 @@ def node_filter(spec: QuantizerSpec) -> Callable[[Any], bool]:
                 return False
         if spec.float_depthwise and _is_depthwise_conv(node):
             return False
+        if _feeds_a_divisor(node):
+            return False
         return True
 
     return keep
+
+
+def _feeds_a_divisor(node: Any, depth: int = 2) -> bool:
+    """True for a divisor (the linear attention's normalizer) and the ops just before it: an int8
+    divisor rounds its small positive values to 0 and the division to inf/NaN (seen in QAT from
+    trained weights)."""
+    import torch
+
+    for user in getattr(node, "users", {}):
+        if user.op != "call_function":
+            continue
+        if user.target == torch.ops.aten.div.Tensor and len(user.args) > 1 and user.args[1] is node:
+            return True
+        if depth > 1 and user.target in (torch.ops.aten.add.Tensor, torch.ops.aten.bmm.default) \
+                and _feeds_a_divisor(user, depth - 1):
+            return True
+    return False
 
 
 def _is_depthwise_conv(node: Any) -> bool:

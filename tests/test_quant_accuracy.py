@@ -24,7 +24,13 @@ def trained_weights(tmp_path_factory):
     from starpose.models.weights import available_pretrained, weights_path
 
     if "starpose_t" in available_pretrained():
-        return weights_path("starpose_t")
+        from safetensors import safe_open
+
+        with safe_open(str(weights_path("starpose_t")), "pt") as f:
+            if (f.metadata() or {}).get("status", "release") == "release":
+                return weights_path("starpose_t")
+    # Interim packaged weights are not accurate enough for the gates to mean anything: train the
+    # fixture people instead (the issue: gate on a fixture-trained model until real weights land).
     from starpose.train import TrainConfig
     from starpose.train.loop import train
 
