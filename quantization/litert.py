@@ -27,6 +27,7 @@ import torch.nn as nn
 from mobile_export.base import Staging, require
 from mobile_export.bundle import AFFINE_INPUT, IMAGE_INPUT, PoseBundle
 from mobile_export.metadata import WeightsInfo, dumps, sidecar_path
+from mobile_export.tflite import _Named  # the fp32 exporter's named-signature wrapper
 
 from .pt2e import QuantizedNetwork, Timings, calibrate, capture, int8_metadata, quantized_stem
 from .rewrite import int8_ready
@@ -67,17 +68,6 @@ def _filtered_quantizer_class() -> type:
 def filtered_litert_quantizer(node_filter: Callable[[Any], bool]) -> Any:
     """A litert-torch ``PT2EQuantizer`` that leaves nodes failing ``node_filter`` float."""
     return _filtered_quantizer_class()(node_filter)
-
-
-class _Named(nn.Module):
-    """Keyword inputs and dict outputs, so that the TFLite signature carries the names."""
-
-    def __init__(self, bundle: PoseBundle) -> None:
-        super().__init__()
-        self.bundle = bundle
-
-    def forward(self, image: torch.Tensor, crop_to_image: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        return dict(zip(self.bundle.output_names, self.bundle(image, crop_to_image)))
 
 
 def quantize_for_litert(
