@@ -35,6 +35,7 @@ from starpose.processing import (
     normalize_image,
     top_down_affine,
 )
+from starpose.data.coco import check_box
 from starpose.spec import PoseSpec
 
 from .base import Runner
@@ -105,7 +106,8 @@ def coco_crops(coco_json: Path, spec: PoseSpec, image_dir: Path | None = None, l
     if not isinstance(doc, dict) or "images" not in doc or "annotations" not in doc:
         raise ValueError(f"{coco_json}: not a COCO json (needs 'images' and 'annotations')")
     image_dir = Path(image_dir) if image_dir else coco_json.parent
-    files = {img["id"]: img["file_name"] for img in doc["images"]}
+    images = {img["id"]: img for img in doc["images"]}
+    files = {i: img["file_name"] for i, img in images.items()}
     crops: list[Crop] = []
     cache: dict[int, np.ndarray] = {}
     for ann in doc["annotations"]:
@@ -113,13 +115,15 @@ def coco_crops(coco_json: Path, spec: PoseSpec, image_dir: Path | None = None, l
         if ann.get("iscrowd", 0) or w < 1 or h < 1:
             continue
         image_id = ann["image_id"]
+        # the box as training and inference see it: checked against the image and clipped to it
+        box = check_box(coco_json, f"annotation {ann.get('id', len(crops))}", (x, y, w, h), images[image_id])
         if image_id not in cache:
             path = image_dir / files[image_id]
             bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if bgr is None:
                 raise ValueError(f"{path}: image missing or unreadable (listed in {coco_json.name})")
             cache[image_id] = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        center, scale = bbox_xywh_to_cs(np.array([x, y, w, h]), spec.input_size, spec.bbox_padding)
+        center, scale = bbox_xywh_to_cs(box, spec.input_size, spec.bbox_padding)
         crop, mat = top_down_affine(cache[image_id], center, scale, spec.input_size)
         crops.append(Crop(f"{files[image_id]}#{ann.get('id', len(crops))}", crop, mat, invert_affine(mat)))
         if limit is not None and len(crops) >= limit:

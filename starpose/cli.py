@@ -327,6 +327,8 @@ def _export_int8(fmt, variant, weights, seed, out_dir, affine, raw, scheme_name,
               help="Training people: a COCO keypoints json (images next to it) or a folder holding one.")
 @click.option("--images", type=click.Path(file_okay=False, exists=True), default=None, help="Images folder of --data.")
 @click.option("--val-data", type=click.Path(exists=True), default=None, help="Validation people for the report (default: --data).")
+@click.option("--val-images", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Images folder of --val-data (default: next to it).")
 @click.option("--epochs", type=int, default=10, show_default=True)
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--lr", type=float, default=1e-4, show_default=True)
@@ -339,7 +341,7 @@ def _export_int8(fmt, variant, weights, seed, out_dir, affine, raw, scheme_name,
 @click.option("--resume", is_flag=True, help="Continue from OUT/qat_last.pt.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/qat", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def qat_cmd(variant, weights, seed, data, images, val_data, epochs, batch_size, lr, max_steps, no_augment, formats,
+def qat_cmd(variant, weights, seed, data, images, val_data, val_images, epochs, batch_size, lr, max_steps, no_augment, formats,
             no_ptq, no_report, resume, out_dir, quiet) -> None:
     """Quantization-aware training of VARIANT's deploy graph, then int8 artifacts (QAT and PTQ),
     the fp32 artifacts they replace, and a report (OKS AP, size, parity) in OUT."""
@@ -360,7 +362,9 @@ def qat_cmd(variant, weights, seed, data, images, val_data, epochs, batch_size, 
         from quantization.run import run_qat
 
         source = resolve_coco_source(data, images)
-        val = resolve_coco_source(val_data) if val_data else None
+        if val_images and not val_data:
+            raise click.BadParameter("--val-images needs --val-data", param_hint="--val-images")
+        val = resolve_coco_source(val_data, val_images) if val_data else None
         cfg = QATConfig(epochs=epochs, batch_size=batch_size, lr=lr, max_steps=max_steps, augment=not no_augment,
                         seed=seed)
         model, info = resolve_model(variant, weights, seed=seed)

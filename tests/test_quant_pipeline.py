@@ -191,6 +191,9 @@ def test_cli_qat_and_int8_export_reject_bad_input(tmp_path):
     assert result.exit_code != 0 and "expected one COCO keypoints json" in result.output
     result = runner.invoke(main, ["qat", "--data", str(COCO_JSON), "--formats", "onnx", "--out", str(tmp_path / "o")])
     assert result.exit_code != 0 and "unknown format" in result.output
+    result = runner.invoke(main, ["qat", "--data", str(COCO_JSON), "--val-images", str(tmp_path), "--out",
+                                  str(tmp_path / "o")])
+    assert result.exit_code != 0 and "--val-images needs --val-data" in result.output
     result = runner.invoke(main, ["export", "--format", "executorch", "--precision", "int8", "--scheme", "qat",
                                   "--weights", "random", "--out", str(tmp_path / "e")])
     assert result.exit_code != 0 and "--qat-checkpoint" in result.output
