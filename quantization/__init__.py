@@ -7,6 +7,6 @@ See ``docs/QUANTIZATION.md``.
 """
 from __future__ import annotations
 
-from .schemes import INT8_SCHEMES, SCHEMES, CoreMLRecipe, QuantizerSpec, Scheme, get_scheme
+from .schemes import INT8_SCHEMES, SCHEMES, CoreMLRecipe, QuantizerSpec, Scheme, get_scheme, with_int8_depthwise
 
-__all__ = ["SCHEMES", "INT8_SCHEMES", "Scheme", "QuantizerSpec", "CoreMLRecipe", "get_scheme"]
+__all__ = ["SCHEMES", "INT8_SCHEMES", "Scheme", "QuantizerSpec", "CoreMLRecipe", "get_scheme", "with_int8_depthwise"]

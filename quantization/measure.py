@@ -65,7 +65,10 @@ def interleaved_latency(paths: dict[str, Path], *, threads: int = 1, rounds: int
 
 
 def measure(variant: str, weights: str, calib: str, out_dir: Path, *, threads: int = 1, rounds: int = 5,
-            iters: int = 10, calibration_limit: int | None = None) -> dict[str, Any]:
+            iters: int = 10, calibration_limit: int | None = None, int8_depthwise: bool = False) -> dict[str, Any]:
+    """``int8_depthwise``: quantize the depthwise convolutions too (the scheme's default keeps them
+    float, see ``quantization.schemes.XNNPACK_INT8``)."""
+    import dataclasses
     from functools import partial
 
     from mobile_export.base import ExportOptions
@@ -86,7 +89,10 @@ def measure(variant: str, weights: str, calib: str, out_dir: Path, *, threads: i
     fp32_lower_s = time.perf_counter() - t0
     timings = Timings()
     batches = calibration_batches(calibration_loader(source, network.spec, batch_size=8, limit=calibration_limit))
-    qnet = quantize_ptq(network, SCHEMES["int8-ptq"], batches, timings=timings, calibration_source=str(source))
+    scheme = SCHEMES["int8-ptq"]
+    if int8_depthwise:
+        scheme = dataclasses.replace(scheme, executorch=dataclasses.replace(scheme.executorch, float_depthwise=False))
+    qnet = quantize_ptq(network, scheme, batches, timings=timings, calibration_source=str(source))
     int8 = export_executorch_int8(qnet, out_dir, weights=info, timings=timings)
     pte = {"fp32": fp32[0], "int8": int8[0]}
     latency = interleaved_latency(pte, threads=threads, rounds=rounds, iters=iters)
@@ -94,12 +100,25 @@ def measure(variant: str, weights: str, calib: str, out_dir: Path, *, threads: i
     return {
         "variant": variant, "weights": info.to_dict(), "calibration": str(source), "crops": qnet.calibration["crops"],
         "threads": threads, "machine": {"processor": platform.processor() or platform.machine(),
-                                        "python": platform.python_version(), "torch": torch.__version__},
+                                        "cpu": _cpu_model(), "python": platform.python_version(),
+                                        "torch": torch.__version__},
+        "float_depthwise": scheme.executorch.float_depthwise,
         "int8_pipeline_s": timings.to_dict(), "fp32_lower_s": round(fp32_lower_s, 2),
         "size_bytes": sizes, "size_ratio": round(sizes["int8"] / sizes["fp32"], 4),
         "latency": latency, "speedup": round(latency["fp32"]["median_ms"] / latency["int8"]["median_ms"], 3),
         "artifacts": {k: p.name for k, p in pte.items()},
     }
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo; the platform module only says x86_64)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -112,14 +131,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--iters", type=int, default=10)
+    parser.add_argument("--int8-depthwise", action="store_true",
+                        help="quantize depthwise convolutions too (default: float, the int8-ptq scheme's choice)")
     args = parser.parse_args(argv)
     result = measure(args.variant, args.weights, args.calib, args.artifacts, threads=args.threads,
-                     rounds=args.rounds, iters=args.iters)
+                     rounds=args.rounds, iters=args.iters, int8_depthwise=args.int8_depthwise)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(f".{args.out.name}.tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     tmp.replace(args.out)
-    print(json.dumps({k: result[k] for k in ("variant", "int8_pipeline_s", "size_ratio", "speedup")}, indent=1))
+    print(json.dumps({k: result[k] for k in ("variant", "float_depthwise", "int8_pipeline_s", "size_ratio", "speedup")},
+                     indent=1))
     return result
 
 

@@ -266,7 +266,8 @@ def train_qat(
         save_checkpoint(ckpt_path, {
             "kind": CHECKPOINT_KIND, "model": prepared.state_dict(), "optimizer": optimizer.state_dict(),
             "epoch": epoch + 1, "iteration": step, "history": json.dumps(history),
-            "config": json.dumps(cfg.to_dict()), "scheme": scheme.name, **(checkpoint_meta or {}),
+            "config": json.dumps(cfg.to_dict()), "scheme": scheme.name, "float_depthwise": qspec.float_depthwise,
+            **(checkpoint_meta or {}),
         })
     move_exported_model_to_eval(prepared)
     twin = float_weights(prepared, network)
@@ -300,6 +301,11 @@ def load_qat(path: str | Path, network: nn.Module, *, scheme: Scheme = SCHEMES["
     path = Path(path)
     state = _read_checkpoint(path)
     qspec = _scheme_qspec(scheme)
+    trained_float_dw = bool(state.get("float_depthwise", True))  # older checkpoints: the default, float
+    if trained_float_dw != qspec.float_depthwise:
+        how = "float" if trained_float_dw else "int8 (--int8-depthwise)"
+        raise ValueError(f"{path}: this QAT checkpoint was trained with {how} depthwise convolutions; "
+                         f"export it with{'out' if trained_float_dw else ''} --int8-depthwise")
     prepared = prepare(network, qspec)
     try:
         prepared.load_state_dict(state["model"])

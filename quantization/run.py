@@ -16,7 +16,7 @@ from .calibration import CocoSource
 from .export import QuantizedExport, export_quantized, formats_for_scheme
 from .qat import QATConfig, QATResult, load_qat, train_qat
 from .report import QuantizationReport, ReportRow, measure_artifact, write_report
-from .schemes import SCHEMES, Scheme
+from .schemes import SCHEMES, Scheme, with_int8_depthwise
 
 __all__ = ["QATRun", "run_qat", "export_int8", "check_qat_source"]
 
@@ -49,6 +49,7 @@ def run_qat(
     report: bool = True,
     calibration_limit: int | None = None,
     resume: bool = False,
+    int8_depthwise: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> QATRun:
@@ -66,7 +67,11 @@ def run_qat(
             "source_weights_sha256": weights.sha256, "source_weights_kind": weights.source}
     if weights.seed is not None:
         meta["source_weights_seed"] = str(weights.seed)
-    qat = train_qat(network, data, out_dir, cfg, checkpoint_meta=meta, resume=resume, progress=progress, log=log)
+    schemes = ([SCHEMES["int8-ptq"]] if ptq else []) + [SCHEMES["int8-qat"]]
+    if int8_depthwise:
+        schemes = [with_int8_depthwise(s) for s in schemes]
+    qat = train_qat(network, data, out_dir, cfg, scheme=schemes[-1], checkpoint_meta=meta, resume=resume,
+                    progress=progress, log=log)
     log(f"QAT checkpoint: {qat.checkpoint}; eval-mode check: {qat.eval_check.to_dict() if qat.eval_check else '-'}")
     run = QATRun(out_dir, qat)
     timings: dict[str, dict[str, float]] = {}
@@ -75,7 +80,6 @@ def run_qat(
         log("fp32 reference artifacts")
         paths = export_formats(model, weights, fp32_formats, out_dir, precision="fp32", progress=log)
         run.artifacts["fp32"] = paths
-    schemes = ([SCHEMES["int8-ptq"]] if ptq else []) + [SCHEMES["int8-qat"]]
     for scheme in schemes:
         wanted = [f for f in formats if f in formats_for_scheme("all", scheme)]
         job = QuantizedExport(network, weights, scheme, out_dir, calibration=data, calibration_limit=calibration_limit,

@@ -37,6 +37,7 @@ __all__ = [
     "SCHEMES",
     "INT8_SCHEMES",
     "get_scheme",
+    "with_int8_depthwise",
     "XNNPACK_INT8",
     "LITERT_INT8",
     "node_filter",
@@ -257,6 +258,17 @@ SCHEMES: dict[str, Scheme] = {
 }
 
 INT8_SCHEMES: tuple[str, ...] = tuple(n for n, s in SCHEMES.items() if s.precision == "int8")
+
+
+def with_int8_depthwise(scheme: Scheme) -> Scheme:
+    """``scheme`` with its depthwise convolutions quantized too (both PT2E backends): smaller
+    artifacts, and faster where int8 depthwise kernels beat fp32 ones (measured here for the
+    wide CP variants, starpose_m/l; slower for t/s on x86 — docs/QUANTIZATION.md)."""
+    if scheme.executorch is None and scheme.tflite is None:
+        raise ValueError(f"scheme {scheme.name} has no PT2E int8 backend whose depthwise convolutions could be quantized")
+    swap = {f: dataclasses.replace(getattr(scheme, f), float_depthwise=False)
+            for f in ("executorch", "tflite") if getattr(scheme, f) is not None}
+    return dataclasses.replace(scheme, **swap)
 
 
 def get_scheme(name: str) -> Scheme:

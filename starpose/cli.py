@@ -256,16 +256,22 @@ def _export_formats() -> list[str]:
               help="int8 only: COCO keypoints json (or folder) of people to calibrate on; default: the test fixture.")
 @click.option("--qat-checkpoint", type=click.Path(dir_okay=False, exists=True), default=None,
               help="int8 --scheme qat: the qat_last.pt written by `starpose-mobile qat`.")
+@click.option("--int8-depthwise", is_flag=True,
+              help="int8 only: quantize the depthwise convolutions too (smaller; faster for starpose_m/l and "
+                   "where int8 depthwise kernels are fast, slower for t/s on x86).")
 def export_cmd(fmt, precision, variant, weights, seed, out_dir, affine, raw_outputs, scheme, calib_data,
-               qat_checkpoint) -> None:
+               qat_checkpoint, int8_depthwise) -> None:
     """Export VARIANT as phone-ready artifacts (uint8 RGB crop in, keypoints out) + manifest.json."""
     from mobile_export.base import MissingExtraError
     from mobile_export.export import export_formats, formats_for
     from mobile_export.source import WeightsError, resolve_model
 
     if precision == "int8":
-        _export_int8(fmt, variant, weights, seed, out_dir, affine, raw_outputs, scheme, calib_data, qat_checkpoint)
+        _export_int8(fmt, variant, weights, seed, out_dir, affine, raw_outputs, scheme, calib_data, qat_checkpoint,
+                     int8_depthwise)
         return
+    if int8_depthwise:
+        raise click.UsageError("--int8-depthwise is for --precision int8")
     try:
         exporters = formats_for(fmt, precision)
         for e in exporters:
@@ -295,7 +301,8 @@ def _calibration_source(calib_data: str | None):
     return resolve_coco_source(calib_data)
 
 
-def _export_int8(fmt, variant, weights, seed, out_dir, affine, raw, scheme_name, calib_data, qat_checkpoint) -> None:
+def _export_int8(fmt, variant, weights, seed, out_dir, affine, raw, scheme_name, calib_data, qat_checkpoint,
+                 int8_depthwise=False) -> None:
     """``export --precision int8``: the quantization package's exporters for one scheme."""
     from pathlib import Path
 
@@ -305,10 +312,12 @@ def _export_int8(fmt, variant, weights, seed, out_dir, affine, raw, scheme_name,
     from .data.errors import DataError
 
     try:
-        from quantization import get_scheme
+        from quantization import get_scheme, with_int8_depthwise
         from quantization.run import export_int8
 
         scheme = get_scheme(scheme_name)
+        if int8_depthwise:
+            scheme = with_int8_depthwise(scheme)
         model, info = resolve_model(variant, weights, seed=seed)
         calibration = None if scheme_name == "dynamic" and calib_data is None else _calibration_source(calib_data)
         click.echo(f"exporting {variant} ({info.name}) as int8 [{scheme.name}] → {out_dir}")
@@ -337,12 +346,15 @@ def _export_int8(fmt, variant, weights, seed, out_dir, affine, raw, scheme_name,
 @click.option("--formats", default="executorch,tflite", show_default=True,
               help="Comma-separated int8 artifact formats (executorch, tflite, coreml).")
 @click.option("--no-ptq", is_flag=True, help="Skip the post-training int8 artifacts (and their report rows).")
+@click.option("--int8-depthwise", is_flag=True,
+              help="Quantize the depthwise convolutions too (see `export --int8-depthwise`); the QAT checkpoint "
+                   "records it and `export --scheme qat` must repeat it.")
 @click.option("--no-report", is_flag=True, help="Skip the fp32/PTQ/QAT report.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/qat_last.pt.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/qat", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def qat_cmd(variant, weights, seed, data, images, val_data, val_images, epochs, batch_size, lr, max_steps, no_augment, formats,
-            no_ptq, no_report, resume, out_dir, quiet) -> None:
+            no_ptq, int8_depthwise, no_report, resume, out_dir, quiet) -> None:
     """Quantization-aware training of VARIANT's deploy graph, then int8 artifacts (QAT and PTQ),
     the fp32 artifacts they replace, and a report (OKS AP, size, parity) in OUT."""
     from mobile_export.base import MissingExtraError
@@ -369,7 +381,7 @@ def qat_cmd(variant, weights, seed, data, images, val_data, val_images, epochs, 
                         seed=seed)
         model, info = resolve_model(variant, weights, seed=seed)
         run = run_qat(model, info, source, out_dir, cfg, val=val, formats=names, ptq=not no_ptq, report=not no_report,
-                      resume=resume, progress=not quiet, log=click.echo)
+                      resume=resume, int8_depthwise=int8_depthwise, progress=not quiet, log=click.echo)
     except (MissingExtraError, WeightsError, DataError, ValueError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"QAT checkpoint: {run.qat.checkpoint}")

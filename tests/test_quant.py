@@ -137,6 +137,31 @@ def test_node_filter_keeps_head_norms_and_depthwise_float():
     assert all(everything(n) for n in convs + linears)
 
 
+def test_int8_depthwise_variant_of_a_scheme():
+    from quantization.pt2e import capture
+    from quantization.schemes import with_int8_depthwise
+
+    base = SCHEMES["int8-ptq"]
+    dw = with_int8_depthwise(base)
+    assert dw.name == base.name and dw.coreml == base.coreml
+    assert not dw.executorch.float_depthwise and not dw.tflite.float_depthwise
+    assert dw.executorch.library == "xnnpack" and dw.tflite.library == "litert"
+    assert dw.backend_config("executorch")["float_depthwise"] is False
+    assert base.executorch.float_depthwise  # the table itself is unchanged
+    assert with_int8_depthwise(SCHEMES["int8-qat"]).executorch.qat
+    with pytest.raises(ValueError, match="no PT2E int8 backend"):
+        with_int8_depthwise(SCHEMES["w4-palettized"])
+
+    gm = capture(int8_ready(reparameterize_model(small_model())))
+    keep = node_filter(dw.executorch)
+    convs = _ops(gm, "aten.conv2d")
+    depthwise = [n for n in convs if _is_depthwise_conv(n)]
+    assert depthwise and all(keep(n) for n in depthwise)
+    assert not any(keep(n) for n in _ops(gm, "aten.linear"))  # the head stays float
+    norm_convs = [n for n in convs if any("ChannelNorm" in str(t) for _, t in n.meta["nn_module_stack"].values())]
+    assert norm_convs and not any(keep(n) for n in norm_convs)
+
+
 # --------------------------------------------------------------------------- calibration data
 
 

@@ -55,6 +55,11 @@ def test_qat_trains_checkpoints_and_reloads(qat_artifacts):
     assert qat.eval_check.ok and qat.eval_check.batch_norm_ops == 0
     state = torch.load(qat.checkpoint, map_location="cpu", weights_only=True)
     assert state["kind"] == "starpose-qat" and state["iteration"] == 3
+    assert state["float_depthwise"] is True
+    from quantization import with_int8_depthwise
+
+    with pytest.raises(ValueError, match="trained with float depthwise"):  # export must match training
+        load_qat(qat.checkpoint, qat_artifacts["deploy"], scheme=with_int8_depthwise(SCHEMES["int8-qat"]))
     moved = [k for k, v in qat.float_network.state_dict().items()
              if k in qat_artifacts["initial"] and v.shape == qat_artifacts["initial"][k].shape
              and not torch.equal(v, qat_artifacts["initial"][k])]
@@ -194,6 +199,9 @@ def test_cli_qat_and_int8_export_reject_bad_input(tmp_path):
     result = runner.invoke(main, ["qat", "--data", str(COCO_JSON), "--val-images", str(tmp_path), "--out",
                                   str(tmp_path / "o")])
     assert result.exit_code != 0 and "--val-images needs --val-data" in result.output
+    result = runner.invoke(main, ["export", "--format", "executorch", "--int8-depthwise", "--weights", "random",
+                                  "--out", str(tmp_path / "e")])
+    assert result.exit_code != 0 and "--int8-depthwise is for --precision int8" in result.output
     result = runner.invoke(main, ["export", "--format", "executorch", "--precision", "int8", "--scheme", "qat",
                                   "--weights", "random", "--out", str(tmp_path / "e")])
     assert result.exit_code != 0 and "--qat-checkpoint" in result.output
