@@ -68,16 +68,16 @@ def measure(variant: str, weights: str, calib: str, out_dir: Path, *, threads: i
             iters: int = 10, calibration_limit: int | None = None, int8_depthwise: bool = False) -> dict[str, Any]:
     """``int8_depthwise``: quantize the depthwise convolutions too (the scheme's default keeps them
     float, see ``quantization.schemes.XNNPACK_INT8``)."""
-    import dataclasses
     from functools import partial
 
     from mobile_export.base import ExportOptions
+    from mobile_export.bench import machine_description
     from mobile_export.executorch import export_executorch
     from mobile_export.source import deploy_network, resolve_model
 
     from .calibration import calibration_batches, calibration_loader, resolve_coco_source
     from .pt2e import Timings, export_executorch_int8, quantize_ptq
-    from .schemes import SCHEMES
+    from .schemes import SCHEMES, with_int8_depthwise
 
     torch.set_num_threads(threads)
     model, info = resolve_model(variant, weights)
@@ -89,9 +89,7 @@ def measure(variant: str, weights: str, calib: str, out_dir: Path, *, threads: i
     fp32_lower_s = time.perf_counter() - t0
     timings = Timings()
     batches = calibration_batches(calibration_loader(source, network.spec, batch_size=8, limit=calibration_limit))
-    scheme = SCHEMES["int8-ptq"]
-    if int8_depthwise:
-        scheme = dataclasses.replace(scheme, executorch=dataclasses.replace(scheme.executorch, float_depthwise=False))
+    scheme = with_int8_depthwise(SCHEMES["int8-ptq"]) if int8_depthwise else SCHEMES["int8-ptq"]
     qnet = quantize_ptq(network, scheme, batches, timings=timings, calibration_source=str(source))
     int8 = export_executorch_int8(qnet, out_dir, weights=info, timings=timings)
     pte = {"fp32": fp32[0], "int8": int8[0]}
@@ -100,7 +98,7 @@ def measure(variant: str, weights: str, calib: str, out_dir: Path, *, threads: i
     return {
         "variant": variant, "weights": info.to_dict(), "calibration": str(source), "crops": qnet.calibration["crops"],
         "threads": threads, "machine": {"processor": platform.processor() or platform.machine(),
-                                        "cpu": _cpu_model(), "python": platform.python_version(),
+                                        "cpu": machine_description()["cpu_model"], "python": platform.python_version(),
                                         "torch": torch.__version__},
         "float_depthwise": scheme.executorch.float_depthwise,
         "int8_pipeline_s": timings.to_dict(), "fp32_lower_s": round(fp32_lower_s, 2),
@@ -108,17 +106,6 @@ def measure(variant: str, weights: str, calib: str, out_dir: Path, *, threads: i
         "latency": latency, "speedup": round(latency["fp32"]["median_ms"] / latency["int8"]["median_ms"], 3),
         "artifacts": {k: p.name for k, p in pte.items()},
     }
-
-
-def _cpu_model() -> str:
-    """The CPU's model name (Linux /proc/cpuinfo; the platform module only says x86_64)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
