@@ -21,7 +21,8 @@ from torch.utils.data import DataLoader, Subset
 from starpose.data import AugmentConfig, CocoIndex, DataError, TopDownDataset, coco_gt_samples, collate
 from starpose.spec import PoseSpec
 
-__all__ = ["CocoSource", "resolve_coco_source", "person_dataset", "calibration_loader", "calibration_batches"]
+__all__ = ["CocoSource", "resolve_coco_source", "person_dataset", "calibration_loader", "calibration_batches",
+           "spread_indices"]
 
 
 @dataclass(frozen=True)
@@ -81,14 +82,25 @@ def person_dataset(
                           seed=seed, with_targets=train)
 
 
+def spread_indices(n: int, limit: int) -> list[int]:
+    """``limit`` distinct indices of ``range(n)`` spread evenly from the first (``i * n // limit``),
+    or all of them when ``limit >= n``. Deterministic: the same file gives the same people."""
+    if limit < 1:
+        raise ValueError(f"calibration limit must be at least 1 person, got {limit}")
+    if limit >= n:
+        return list(range(n))
+    return [i * n // limit for i in range(limit)]
+
+
 def calibration_loader(
     source: CocoSource, spec: PoseSpec, *, batch_size: int = 8, limit: int | None = None, num_workers: int = 0
 ) -> DataLoader:
     """A DataLoader of normalized person crops (``batch["image"]``: (B, 3, H, W) float32), in file
-    order, at most ``limit`` people."""
+    order; with ``limit``, at most that many people spread evenly over the file
+    (:func:`spread_indices`), so a file ordered by video or subject is sampled across all of them."""
     ds = person_dataset(source, spec)
     if limit is not None:
-        ds = Subset(ds, range(min(limit, len(ds))))
+        ds = Subset(ds, spread_indices(len(ds), limit))
     return DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate)
 
 

@@ -254,13 +254,15 @@ def _export_formats() -> list[str]:
               help="int8 only: post-training, quantization-aware (--qat-checkpoint), or dynamic range (TFLite).")
 @click.option("--calib-data", type=click.Path(exists=True), default=None,
               help="int8 only: COCO keypoints json (or folder) of people to calibrate on; default: the test fixture.")
+@click.option("--calib-limit", type=click.IntRange(min=1), default=None,
+              help="int8 only: calibrate on at most N people, spread evenly over --calib-data (default: all).")
 @click.option("--qat-checkpoint", type=click.Path(dir_okay=False, exists=True), default=None,
               help="int8 --scheme qat: the qat_last.pt written by `starpose-mobile qat`.")
 @click.option("--int8-depthwise", is_flag=True,
               help="int8 only: quantize the depthwise convolutions too (smaller; faster for starpose_m/l and "
                    "where int8 depthwise kernels are fast, slower for t/s on x86).")
 def export_cmd(fmt, precision, variant, weights, seed, out_dir, affine, raw_outputs, scheme, calib_data,
-               qat_checkpoint, int8_depthwise) -> None:
+               calib_limit, qat_checkpoint, int8_depthwise) -> None:
     """Export VARIANT as phone-ready artifacts (uint8 RGB crop in, keypoints out) + manifest.json."""
     from mobile_export.base import MissingExtraError
     from mobile_export.export import export_formats, formats_for
@@ -268,10 +270,12 @@ def export_cmd(fmt, precision, variant, weights, seed, out_dir, affine, raw_outp
 
     if precision == "int8":
         _export_int8(fmt, variant, weights, seed, out_dir, affine, raw_outputs, scheme, calib_data, qat_checkpoint,
-                     int8_depthwise)
+                     int8_depthwise, calib_limit)
         return
     if int8_depthwise:
         raise click.UsageError("--int8-depthwise is for --precision int8")
+    if calib_limit is not None or calib_data is not None:
+        raise click.UsageError("--calib-data and --calib-limit are for --precision int8")
     try:
         exporters = formats_for(fmt, precision)
         for e in exporters:
@@ -302,7 +306,7 @@ def _calibration_source(calib_data: str | None):
 
 
 def _export_int8(fmt, variant, weights, seed, out_dir, affine, raw, scheme_name, calib_data, qat_checkpoint,
-                 int8_depthwise=False) -> None:
+                 int8_depthwise=False, calib_limit=None) -> None:
     """``export --precision int8``: the quantization package's exporters for one scheme."""
     from pathlib import Path
 
@@ -322,8 +326,8 @@ def _export_int8(fmt, variant, weights, seed, out_dir, affine, raw, scheme_name,
         calibration = None if scheme_name == "dynamic" and calib_data is None else _calibration_source(calib_data)
         click.echo(f"exporting {variant} ({info.name}) as int8 [{scheme.name}] → {out_dir}")
         export_int8(model, info, scheme, fmt, out_dir, calibration=calibration,
-                    qat_checkpoint=Path(qat_checkpoint) if qat_checkpoint else None, affine=affine, raw=raw,
-                    log=click.echo)
+                    qat_checkpoint=Path(qat_checkpoint) if qat_checkpoint else None, calibration_limit=calib_limit,
+                    affine=affine, raw=raw, log=click.echo)
     except (MissingExtraError, WeightsError, DataError, ValueError, KeyError) as e:
         raise click.ClickException(str(e)) from e
 
@@ -346,6 +350,8 @@ def _export_int8(fmt, variant, weights, seed, out_dir, affine, raw, scheme_name,
 @click.option("--formats", default="executorch,tflite", show_default=True,
               help="Comma-separated int8 artifact formats (executorch, tflite, coreml).")
 @click.option("--no-ptq", is_flag=True, help="Skip the post-training int8 artifacts (and their report rows).")
+@click.option("--calib-limit", type=click.IntRange(min=1), default=None,
+              help="Calibrate (PTQ; TFLite int8 of both schemes) on at most N people of --data, spread evenly over the file (default: all).")
 @click.option("--int8-depthwise", is_flag=True,
               help="Quantize the depthwise convolutions too (see `export --int8-depthwise`); the QAT checkpoint "
                    "records it and `export --scheme qat` must repeat it.")
@@ -354,7 +360,7 @@ def _export_int8(fmt, variant, weights, seed, out_dir, affine, raw, scheme_name,
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/qat", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def qat_cmd(variant, weights, seed, data, images, val_data, val_images, epochs, batch_size, lr, max_steps, no_augment, formats,
-            no_ptq, int8_depthwise, no_report, resume, out_dir, quiet) -> None:
+            no_ptq, calib_limit, int8_depthwise, no_report, resume, out_dir, quiet) -> None:
     """Quantization-aware training of VARIANT's deploy graph, then int8 artifacts (QAT and PTQ),
     the fp32 artifacts they replace, and a report (OKS AP, size, parity) in OUT."""
     from mobile_export.base import MissingExtraError
@@ -381,7 +387,8 @@ def qat_cmd(variant, weights, seed, data, images, val_data, val_images, epochs, 
                         seed=seed)
         model, info = resolve_model(variant, weights, seed=seed)
         run = run_qat(model, info, source, out_dir, cfg, val=val, formats=names, ptq=not no_ptq, report=not no_report,
-                      resume=resume, int8_depthwise=int8_depthwise, progress=not quiet, log=click.echo)
+                      calibration_limit=calib_limit, resume=resume, int8_depthwise=int8_depthwise,
+                      progress=not quiet, log=click.echo)
     except (MissingExtraError, WeightsError, DataError, ValueError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"QAT checkpoint: {run.qat.checkpoint}")

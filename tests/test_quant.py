@@ -4,6 +4,7 @@ test_quant_pipeline.py for artifacts in their runtimes)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -189,6 +190,25 @@ def test_calibration_loader_yields_normalized_person_crops():
     x = torch.cat(batches)
     assert x.shape[1:] == (3, 128, 96) and x.dtype == torch.float32
     assert -3.0 < float(x.min()) < -1.0 and 1.0 < float(x.max()) < 3.0  # (pixel - mean) / std of real photos
+
+
+def test_calibration_limit_spreads_people_over_the_file():
+    from quantization.calibration import spread_indices
+    from quantization.export import QuantizedExport
+
+    assert spread_indices(10, 3) == [0, 3, 6]
+    assert spread_indices(14, 6) == [0, 2, 4, 7, 9, 11]
+    assert spread_indices(5, 9) == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="at least 1 person"):
+        spread_indices(5, 0)
+    src = resolve_coco_source(COCO_JSON)
+    every = torch.cat(list(calibration_batches(calibration_loader(src, SMALL, batch_size=16))))
+    five = torch.cat(list(calibration_batches(calibration_loader(src, SMALL, batch_size=2, limit=5))))
+    assert five.shape[0] == 5
+    assert torch.equal(five, every[spread_indices(every.shape[0], 5)])  # those people, in file order
+    job = QuantizedExport(reparameterize_model(small_model()), None, SCHEMES["int8-ptq"], Path("unused"),
+                          calibration=src, calibration_limit=3, batch_size=2)
+    assert [b.shape[0] for b in job.batches()] == [2, 1]
 
 
 def test_report_feeds_artifacts_the_datasets_own_pixels():

@@ -1,0 +1,43 @@
+"""The two dependency messages ``starpose._quiet`` drops, and that everything else still passes."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+import starpose  # noqa: F401  (installs the filters)
+from starpose._quiet import CudaOnlyTorchaoKernels, TorchaoEnumConstant
+
+
+def _record(name: str, msg: str) -> logging.LogRecord:
+    return logging.LogRecord(name, logging.WARNING, __file__, 1, msg, None, None)
+
+
+def test_cuda_only_torchao_kernels_are_dropped_and_nothing_else():
+    f = CudaOnlyTorchaoKernels()
+    for so in ("/x/site-packages/torchao/_C_mxfp8.cpython-310-x86_64-linux-gnu.so", "/x/torchao/_C_cutlass_90a.abi3.so"):
+        assert not f.filter(_record("torchao", f"Failed to load {so}: Could not load this library: {so}"))
+    for msg in ("Failed to load /x/torchao/_C.abi3.so: undefined symbol", "Skipping import of cpp extensions",
+                "Failed to load /x/other/_C_mxfp8.so: nope"):
+        assert f.filter(_record("torchao", msg))
+
+
+def test_kernel_preference_pytree_warning_is_dropped_and_nothing_else():
+    f = TorchaoEnumConstant()
+    assert not f.filter(_record("torch.utils._pytree", "<enum 'KernelPreference'> is an Enum subclass and is now "
+                                                        "natively supported by torch.compile as an opaque value type."))
+    assert f.filter(_record("torch.utils._pytree", "<enum 'Other'> is an Enum subclass and is now natively supported"))
+
+
+@pytest.mark.skipif(torch.version.cuda is not None, reason="the kernel filter is installed only with a CPU build of torch")
+def test_filters_are_installed_once_on_import():
+    import importlib
+
+    from starpose import _quiet
+
+    _quiet.install()
+    importlib.reload(_quiet).install()  # a second install (or a reloaded module) adds no duplicate
+    names = {"torchao": "CudaOnlyTorchaoKernels", "torch.utils._pytree": "TorchaoEnumConstant"}
+    for logger, kind in names.items():
+        assert [type(f).__name__ for f in logging.getLogger(logger).filters].count(kind) == 1
