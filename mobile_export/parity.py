@@ -12,7 +12,11 @@ aspect ratio, then ``top_down_affine``. The report holds:
 - ``pck_agreement``: fraction within ``PCK_RADIUS`` x the crop height of the reference;
 - ``score_max_abs``: largest score difference;
 - ``raw_max_abs`` / ``raw_mean_abs``: SimCC vector differences, where the artifact exposes them
-  (exported with ``raw=True``), else None.
+  (exported with ``raw=True``), else None;
+- ``by_reference_score``: mean distance and PCK agreement again on the reference's most
+  confident half and quarter of the keypoints (by its own score). Not a threshold: it tells a
+  quantized artifact that moves the unsure keypoints (flat SimCC curves, several near-equal
+  maxima) from one that moves the ones the model is sure of.
 
 Thresholds are named per precision (:data:`THRESHOLDS`); a report knows which ones fail.
 """
@@ -40,8 +44,8 @@ from starpose.spec import PoseSpec
 
 from .base import Runner
 
-__all__ = ["Crop", "Thresholds", "THRESHOLDS", "PCK_RADIUS", "ParityReport", "coco_crops", "default_coco_json",
-           "measure_parity"]
+__all__ = ["Crop", "Thresholds", "THRESHOLDS", "PCK_RADIUS", "SCORE_BANDS", "ParityReport", "coco_crops",
+           "default_coco_json", "measure_parity", "score_bands"]
 
 PCK_RADIUS = 0.05  # fraction of the crop height (12.8 px at 256x192)
 REFERENCE_HEIGHT = 256  # the pixel thresholds below are stated for 256-pixel-high crops
@@ -150,6 +154,7 @@ class ParityReport:
     raw_mean_abs: float | None
     thresholds: Thresholds
     input_height: int
+    by_reference_score: tuple[dict[str, float], ...] = ()
 
     @property
     def kpt_px_limit(self) -> float:
@@ -189,6 +194,9 @@ class ParityReport:
         for name, value, limit, ok in self.rows():
             mark = "    " if ok is None else ("ok  " if ok else "FAIL")
             lines.append(f"  {mark} {name:36s} {value:>12s}   {limit}")
+        for band in self.by_reference_score:
+            lines.append(f"       {band_label(band):36s} {band['mean_kpt_px']:8.4f} px, PCK agreement "
+                         f"{band['pck_agreement']:.2%}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -196,6 +204,27 @@ class ParityReport:
         d["passed"] = self.passed
         d["failures"] = self.failures
         return d
+
+
+SCORE_BANDS = (0.5, 0.25)  # the reference's most confident half and quarter of the keypoints
+
+
+def band_label(band: dict[str, float]) -> str:
+    return f"top {band['share']:.0%} by fp32 score (>= {band['min_score']:.2f})"
+
+
+def score_bands(dist: np.ndarray, ref_scores: np.ndarray, pck_radius_px: float,
+                fractions: tuple[float, ...] = SCORE_BANDS) -> tuple[dict[str, float], ...]:
+    """Mean distance and PCK agreement over the keypoints whose reference score is in the top
+    ``fraction`` (ties at the cut-off included, so ``share`` can exceed it slightly)."""
+    bands = []
+    for fraction in fractions:
+        cut = float(np.quantile(ref_scores, 1.0 - fraction))
+        keep = ref_scores >= cut
+        bands.append({"fraction": fraction, "min_score": cut, "share": float(keep.mean()),
+                      "mean_kpt_px": float(dist[keep].mean()),
+                      "pck_agreement": float((dist[keep] <= pck_radius_px).mean())})
+    return tuple(bands)
 
 
 @torch.no_grad()
@@ -219,7 +248,7 @@ def measure_parity(
     spec = PoseSpec.from_dict(meta["spec"])
     split = spec.simcc_split_ratio
     affine = bool(meta["affine_input"]["present"])
-    dists, agree, scores_d, raw_d = [], [], [], []
+    dists, agree, scores_d, raw_d, ref_scores = [], [], [], [], []
     model = model.eval()
     for crop in crops:
         ref_kp, ref_sc, ref_sx, ref_sy = reference_outputs(model, spec, crop)
@@ -232,6 +261,7 @@ def measure_parity(
         if affine:
             kp = apply_affine(kp, crop.image_to_crop)
         dists.append(np.linalg.norm(kp - ref_kp, axis=-1).ravel())
+        ref_scores.append(np.asarray(ref_sc, np.float64).ravel())
         if "simcc_x" in out and "simcc_y" in out:
             sx, sy = np.asarray(out["simcc_x"]), np.asarray(out["simcc_y"])
             raw_d.append(np.concatenate([np.abs(sx - ref_sx).ravel(), np.abs(sy - ref_sy).ravel()]))
@@ -258,4 +288,5 @@ def measure_parity(
         raw_mean_abs=None if raw is None else float(raw.mean()),
         thresholds=THRESHOLDS[meta["precision"]],
         input_height=spec.input_h,
+        by_reference_score=score_bands(d, np.concatenate(ref_scores), PCK_RADIUS * spec.input_h),
     )

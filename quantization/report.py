@@ -1,7 +1,7 @@
 """The report of a quantization run: for the fp32 reference and each quantized artifact, OKS AP
 on the validation people (the artifact itself, run in its runtime), artifact size, and parity
 with the fp32 model (:class:`mobile_export.parity.ParityReport`: mean keypoint pixels, PCK
-agreement, ...). Written as ``quantization_report.json`` and ``quantization_report.md``
+agreement, and both again on the fp32 model's most confident half and quarter of keypoints). Written as ``quantization_report.json`` and ``quantization_report.md``
 (each to a temp file, then renamed).
 
 AP is measured exactly as the phone computes keypoints: the validation person is cut out of
@@ -180,6 +180,17 @@ class QuantizationReport:
                 f"| {r['metrics'].get('AP', float('nan')):.3f} | {r['metrics'].get('AP50', float('nan')):.3f} "
                 f"| {p['mean_kpt_px']:.2f} | {p['pck_agreement']:.1%} | {gates} |"
             )
+        banded = [r for r in d["rows"] if r["parity"] and r["parity"].get("by_reference_score") and r["precision"] != "fp32"]
+        if banded:
+            fractions = [b["fraction"] for b in banded[0]["parity"]["by_reference_score"]]
+            lines += ["", "Agreement on the keypoints the fp32 model is surest of (ranked by its own score; "
+                          "not gated): mean kpt px / PCK@0.05 agreement.", "",
+                      "| run | artifact | " + " | ".join(f"top {f:.0%}" for f in fractions) + " |",
+                      "|---|---|" + "---:|" * len(fractions)]
+            for r in banded:
+                cells = [f"{b['mean_kpt_px']:.2f} / {b['pck_agreement']:.1%} (score >= {b['min_score']:.2f})"
+                         for b in r["parity"]["by_reference_score"]]
+                lines.append(f"| {r['label']} | {r['artifact']} | " + " | ".join(cells) + " |")
         timing_rows = [(r["label"], r["format"], r["timings_s"]) for r in d["rows"] if r["timings_s"]]
         if timing_rows:
             lines += ["", "Seconds per stage (prepare, calibrate or train, convert, lower):", ""]

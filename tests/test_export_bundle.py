@@ -323,3 +323,16 @@ def test_staging_replaces_directories(tmp_path):
         stage.commit()
     assert sorted(p.name for p in old.iterdir()) == ["fresh"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.mlpackage"]
+
+
+def test_score_bands_split_agreement_by_the_references_confidence():
+    from mobile_export.parity import score_bands
+
+    scores = np.arange(8, dtype=np.float64)  # keypoints 4..7 are the top half, 6..7 the top quarter
+    dist = np.array([30.0, 30.0, 30.0, 30.0, 20.0, 0.0, 1.0, 3.0])
+    half, quarter = score_bands(dist, scores, pck_radius_px=12.8)
+    assert half["fraction"] == 0.5 and half["share"] == 0.5 and half["min_score"] == pytest.approx(3.5)
+    assert half["mean_kpt_px"] == pytest.approx(6.0) and half["pck_agreement"] == 0.75
+    assert quarter["share"] == 0.25 and quarter["mean_kpt_px"] == pytest.approx(2.0) and quarter["pck_agreement"] == 1.0
+    tied = score_bands(np.zeros(4), np.ones(4), 1.0, fractions=(0.25,))[0]
+    assert tied["share"] == 1.0  # ties at the cut-off are kept, never dropped at random

@@ -157,6 +157,30 @@ def test_coreml_palettized_weights(tmp_path):
     assert meta["precision"] == "fp16" and "palettization" in meta["quantization"]["weights"]
 
 
+def test_report_row_and_markdown_from_the_int8_pte(qat_artifacts):
+    """A report row measured in the real runtime: AP on the fixture people, parity with the fp32
+    model overall and on its most confident keypoints, and the markdown that shows both."""
+    import json
+
+    from quantization.report import QuantizationReport, measure_artifact
+
+    row = measure_artifact(qat_artifacts["paths"][".pte"], "int8-qat", qat_artifacts["model"],
+                           resolve_coco_source(COCO_JSON))
+    p = row.parity
+    assert (p.n_crops, p.n_keypoints) == (14, 14 * 17) and row.precision == "int8"
+    assert 0.0 <= row.metrics["AP"] <= 1.0 and row.gate_failures is not None
+    half, quarter = p.by_reference_score
+    assert (half["fraction"], quarter["fraction"]) == (0.5, 0.25)
+    assert half["share"] >= 0.5 and quarter["share"] >= 0.25 and quarter["min_score"] >= half["min_score"]
+    assert all(np.isfinite(b["mean_kpt_px"]) and 0.0 <= b["pck_agreement"] <= 1.0 for b in (half, quarter))
+    report = QuantizationReport("starpose_test", qat_artifacts["info"].to_dict(), str(COCO_JSON), [row])
+    md = report.markdown()
+    assert "| int8-qat | starpose" in md and "surest of" in md and "top 25%" in md
+    assert "top 50% by fp32 score" in p.table()
+    doc = json.loads(json.dumps(report.to_dict()))
+    assert doc["rows"][0]["parity"]["by_reference_score"][1]["fraction"] == 0.25
+
+
 def test_manifest_records_the_int8_artifacts(qat_artifacts):
     out = qat_artifacts["out"]
     manifest = read_manifest(out)
