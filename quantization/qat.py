@@ -13,6 +13,13 @@ A checkpoint holds the prepared graph's state dict (float weights and fake-quant
 graph itself is rebuilt from the variant (same architecture → same graph) when it is loaded.
 Observers are frozen for the last epochs (``freeze_observers_epoch``), so the final epochs train
 against fixed quantization grids, as ExecuTorch's and torchao's QAT examples do.
+
+Targets (``QATConfig.targets``): ``labels`` trains on the data set's keypoints (SimCC Gaussian
+targets, visibility weights), like float training. ``fp32`` trains the fake-quantized graph to
+reproduce the float network it started from: the target of every keypoint is the float
+model's own SimCC distribution on the same (augmented) crop, ``softmax(fp32 logits)``, all
+keypoints weighted alike. That asks QAT for what the parity gates measure (int8 close to fp32)
+instead of re-fitting the labels, which on weak float weights moves the model away from fp32.
 """
 from __future__ import annotations
 
@@ -37,8 +44,10 @@ from .calibration import CocoSource, person_dataset
 from .pt2e import QuantizedNetwork, Timings, convert, float_weights, prepare
 from .schemes import SCHEMES, QuantizerSpec, Scheme
 
-__all__ = ["QATConfig", "QATResult", "train_qat", "load_qat", "eval_mode_check", "EvalModeReport", "QAT_CHECKPOINT"]
+__all__ = ["QATConfig", "QATResult", "train_qat", "load_qat", "eval_mode_check", "EvalModeReport", "QAT_CHECKPOINT",
+           "QAT_TARGETS"]
 
+QAT_TARGETS = ("labels", "fp32")
 QAT_CHECKPOINT = "qat_last.pt"
 QAT_FLOAT_WEIGHTS = "qat_float.safetensors"
 CHECKPOINT_KIND = "starpose-qat"
@@ -62,10 +71,13 @@ class QATConfig:
     max_steps: int | None = None
     seed: int = 0
     num_workers: int = 0
+    targets: str = "labels"
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("QAT needs epochs >= 1 and batch_size >= 1")
+        if self.targets not in QAT_TARGETS:
+            raise ValueError(f"QAT targets must be one of {', '.join(QAT_TARGETS)}, got {self.targets!r}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be positive, got {self.lr}")
 
@@ -193,6 +205,13 @@ def train_qat(
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed % (2**32))
     spec = network.spec
+    ckpt_path = work_dir / QAT_CHECKPOINT
+    if resume:  # read and checked before the (slow) prepare
+        state = _read_checkpoint(ckpt_path)
+        trained_on = json.loads(state.get("config", "{}")).get("targets", "labels")
+        if trained_on != cfg.targets:
+            raise ValueError(f"{ckpt_path}: this QAT run trained on {trained_on} targets; resume it with "
+                             f"--targets {trained_on} (or start a new run in another --out)")
     with timings.measure("prepare"):
         prepared = prepare(network, qspec)
     dataset = person_dataset(source, spec, train=True, augment=cfg.augment, seed=cfg.seed)
@@ -206,10 +225,12 @@ def train_qat(
     params = [p for p in prepared.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     criterion = KLDiscretLoss(use_target_weight=True)
-    ckpt_path = work_dir / QAT_CHECKPOINT
+    targets = _label_targets
+    if cfg.targets == "fp32":
+        targets = _Fp32Targets(network)
+        criterion = KLDiscretLoss(label_softmax=True, use_target_weight=True)
     start_epoch, step, history = 0, 0, []
     if resume:
-        state = _read_checkpoint(ckpt_path)
         prepared.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, step = int(state["epoch"]), int(state["iteration"])
@@ -218,7 +239,8 @@ def train_qat(
     work_dir.mkdir(parents=True, exist_ok=True)
     probe = next(iter(DataLoader(person_dataset(source, spec), batch_size=4, collate_fn=collate)))["image"]
     log(f"QAT of {getattr(network, 'variant', 'custom')} on {len(dataset)} people ({source}), "
-        f"{cfg.epochs} epochs x {steps_per_epoch} steps, batch {cfg.batch_size}, lr {cfg.lr:.1e}")
+        f"{cfg.epochs} epochs x {steps_per_epoch} steps, batch {cfg.batch_size}, lr {cfg.lr:.1e}, "
+        f"targets: {'the fp32 model' if cfg.targets == 'fp32' else 'the labels'}")
     from torchao.quantization.pt2e import move_exported_model_to_eval, move_exported_model_to_train
 
     for epoch in range(start_epoch, cfg.epochs):
@@ -245,7 +267,7 @@ def train_qat(
                 for g in optimizer.param_groups:
                     g["lr"] = cfg.lr_at(step, total_steps)
                 pred = prepared(batch["image"])
-                loss = criterion(pred, (batch["target_x"], batch["target_y"]), batch["target_weight"])
+                loss = criterion(pred, *targets(batch))
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"QAT loss became {loss.item()} at epoch {epoch + 1}, step {step}")
                 optimizer.zero_grad(set_to_none=True)
@@ -281,6 +303,27 @@ def train_qat(
     quantized = QuantizedNetwork(converted, network, scheme, qspec,
                                  {"source": str(source), "crops": len(dataset), "trained_steps": step})
     return QATResult(prepared, quantized, twin, ckpt_path, weights_path, history, check, timings)
+
+
+def _label_targets(batch: dict[str, Any]) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
+    return (batch["target_x"], batch["target_y"]), batch["target_weight"]
+
+
+class _Fp32Targets:
+    """The float network's SimCC logits on the batch (softmaxed by the loss), every keypoint
+    weighted 1. A frozen copy: training the prepared graph never moves its own target."""
+
+    def __init__(self, network: nn.Module) -> None:
+        import copy
+
+        self.teacher = copy.deepcopy(network).eval()
+        for p in self.teacher.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def __call__(self, batch: dict[str, Any]) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
+        sx, sy = self.teacher(batch["image"])
+        return (sx, sy), torch.ones(sx.shape[:2], dtype=sx.dtype)
 
 
 def _read_checkpoint(path: Path) -> dict[str, Any]:

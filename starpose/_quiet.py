@@ -1,4 +1,4 @@
-"""Silence two known-harmless messages of dependencies.
+"""Silence three known-harmless messages of dependencies.
 
 The torchao wheel ships CUDA-only kernels (``_C_mxfp8``, ``_C_cutlass_*``) and tries to load
 them on every import; with a CPU build of torch that fails and torchao logs "Failed to load ...
@@ -9,12 +9,16 @@ other extension, still comes through.
 
 torchao 0.18 also registers its ``KernelPreference`` enum as a pytree constant, which torch 2.13
 answers with a deprecation warning on every import (torchao's to fix, not ours). That one
-record is dropped too.
+record is dropped too. And torch 2.13 deprecates its own ``LeafSpec`` class with a
+FutureWarning that fires whenever one is constructed, which ``copy.deepcopy`` of an exported
+program does from inside torch and ExecuTorch (a dozen lines per export); that warning
+(exactly that message) is ignored.
 """
 from __future__ import annotations
 
 import logging
 import re
+import warnings
 
 __all__ = ["CudaOnlyTorchaoKernels", "TorchaoEnumConstant", "install"]
 
@@ -43,5 +47,7 @@ def install() -> None:
     import torch
 
     _add("torch.utils._pytree", TorchaoEnumConstant)
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+                            category=FutureWarning)
     if torch.version.cuda is None:  # a CUDA build can load them; a failure there means something
         _add("torchao", CudaOnlyTorchaoKernels)

@@ -347,6 +347,9 @@ def _export_int8(fmt, variant, weights, seed, out_dir, affine, raw, scheme_name,
 @click.option("--lr", type=float, default=1e-4, show_default=True)
 @click.option("--max-steps", type=int, default=None, help="Stop after this many optimizer steps (smoke runs).")
 @click.option("--no-augment", is_flag=True, help="Train on plain crops (no flip / half body / box jitter).")
+@click.option("--targets", type=click.Choice(["labels", "fp32"]), default="labels", show_default=True,
+              help="Train toward the data set's keypoints, or toward the float model's own SimCC outputs "
+                   "(self-distillation: keeps int8 close to fp32; the keypoint labels are not used).")
 @click.option("--formats", default="executorch,tflite", show_default=True,
               help="Comma-separated int8 artifact formats (executorch, tflite, coreml).")
 @click.option("--no-ptq", is_flag=True, help="Skip the post-training int8 artifacts (and their report rows).")
@@ -359,7 +362,8 @@ def _export_int8(fmt, variant, weights, seed, out_dir, affine, raw, scheme_name,
 @click.option("--resume", is_flag=True, help="Continue from OUT/qat_last.pt.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/qat", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def qat_cmd(variant, weights, seed, data, images, val_data, val_images, epochs, batch_size, lr, max_steps, no_augment, formats,
+def qat_cmd(variant, weights, seed, data, images, val_data, val_images, epochs, batch_size, lr, max_steps, no_augment, targets,
+            formats,
             no_ptq, calib_limit, int8_depthwise, no_report, resume, out_dir, quiet) -> None:
     """Quantization-aware training of VARIANT's deploy graph, then int8 artifacts (QAT and PTQ),
     the fp32 artifacts they replace, and a report (OKS AP, size, parity) in OUT."""
@@ -384,7 +388,7 @@ def qat_cmd(variant, weights, seed, data, images, val_data, val_images, epochs, 
             raise click.BadParameter("--val-images needs --val-data", param_hint="--val-images")
         val = resolve_coco_source(val_data, val_images) if val_data else None
         cfg = QATConfig(epochs=epochs, batch_size=batch_size, lr=lr, max_steps=max_steps, augment=not no_augment,
-                        seed=seed)
+                        seed=seed, targets=targets)
         model, info = resolve_model(variant, weights, seed=seed)
         run = run_qat(model, info, source, out_dir, cfg, val=val, formats=names, ptq=not no_ptq, report=not no_report,
                       calibration_limit=calib_limit, resume=resume, int8_depthwise=int8_depthwise,

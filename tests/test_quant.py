@@ -288,3 +288,35 @@ def test_qat_graph_has_no_batchnorm_and_keeps_eval_outputs():
     toy = torch.export.export(_conv_bn_network(), (torch.randn(2, 3, 8, 8),)).module()
     bn_prepared = prepare_qat_pt2e(toy, SCHEMES["int8-qat"].executorch.build())
     assert not eval_mode_check(bn_prepared, torch.randn(2, 3, 8, 8)).ok
+
+
+def test_qat_toward_the_fp32_model(tmp_path):
+    """``targets="fp32"``: the loss is the KL from the float network's own SimCC distributions
+    (zero for the float network itself), the float network is never moved, and a run cannot be
+    resumed with the other kind of targets."""
+    pytest.importorskip("executorch")
+    from starpose.data import KLDiscretLoss
+    from quantization.qat import QATConfig, _Fp32Targets, train_qat
+
+    with pytest.raises(ValueError, match="targets must be one of labels, fp32"):
+        QATConfig(targets="teacher")
+    deploy = reparameterize_model(small_model())
+    before = {k: v.clone() for k, v in deploy.state_dict().items()}
+    src = resolve_coco_source(COCO_JSON)
+    batch = {"image": torch.cat(list(calibration_batches(calibration_loader(src, SMALL, batch_size=4, limit=4))))}
+    targets = _Fp32Targets(deploy)
+    (tx, ty), weight = targets(batch)
+    assert weight.shape == tx.shape[:2] and bool((weight == 1).all())
+    criterion = KLDiscretLoss(label_softmax=True, use_target_weight=True)
+    with torch.no_grad():
+        assert float(criterion(deploy(batch["image"]), (tx, ty), weight)) == pytest.approx(0.0, abs=1e-6)
+        assert float(criterion((tx.flip(0), ty.flip(0)), (tx, ty), weight)) > 1e-4  # other crops' curves: not zero
+
+    cfg = QATConfig(epochs=1, batch_size=6, max_steps=2, lr=1e-3, targets="fp32")
+    qat = train_qat(deploy, src, tmp_path, cfg, progress=False, log=lambda m: None)
+    assert np.isfinite(qat.history[0]["loss"]) and qat.eval_check.ok
+    assert all(torch.equal(before[k], v) for k, v in deploy.state_dict().items())  # the float model stays put
+    assert json.loads(torch.load(qat.checkpoint, weights_only=True)["config"])["targets"] == "fp32"
+    with pytest.raises(ValueError, match="resume it with --targets fp32"):
+        train_qat(deploy, src, tmp_path, QATConfig(epochs=2, batch_size=6, max_steps=3), resume=True, progress=False,
+                  log=lambda m: None)

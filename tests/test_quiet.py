@@ -41,3 +41,17 @@ def test_filters_are_installed_once_on_import():
     names = {"torchao": "CudaOnlyTorchaoKernels", "torch.utils._pytree": "TorchaoEnumConstant"}
     for logger, kind in names.items():
         assert [type(f).__name__ for f in logging.getLogger(logger).filters].count(kind) == 1
+
+
+def test_leafspec_deprecation_is_ignored_and_other_future_warnings_are_not():
+    import warnings
+
+    from starpose import _quiet
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.resetwarnings()
+        warnings.simplefilter("always")
+        _quiet.install()
+        warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use ...", FutureWarning)
+        warnings.warn("something else is deprecated", FutureWarning)
+    assert [str(w.message) for w in caught] == ["something else is deprecated"]
