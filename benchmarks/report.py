@@ -216,7 +216,8 @@ def render(doc: dict[str, Any], results_name: str, charts: list[str]) -> str:
                          + f" | {speed} | {size} | {exp} | {peak} |")
         lines += ["", "Export time: the whole format's export (int8: prepare, calibrate, convert and lower). "
                       "Peak MB: the benchmark process's peak resident memory (Python, the runtime libraries and "
-                      "the model).", ""]
+                      "the model; ExecuTorch and TorchScript workers include torch, which their Python bindings "
+                      "need; LiteRT and ONNX Runtime workers do not load it, except in runs before 2026-12-02).", ""]
     gemm = doc.get("gemm_gmacs_per_s", {})
     lines += ["## Goals (from the benchmarks and quantization issues)", "",
               f"1-thread fp32 GEMM rate measured in the same run: {gemm.get('1', '–')} GMAC/s.", "",

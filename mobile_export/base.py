@@ -14,12 +14,14 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 import numpy as np
-import torch.nn as nn
 
 from .metadata import WeightsInfo
+
+if TYPE_CHECKING:  # torch is not imported by a runtime-only process (bench workers)
+    import torch.nn as nn
 
 __all__ = [
     "PRECISIONS",

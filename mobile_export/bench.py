@@ -35,10 +35,14 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+import starpose  # torch-free at import (its network names load on first use)
+
 __all__ = ["BenchTarget", "BenchRow", "BenchReport", "collect_targets", "eager_target", "run_bench",
            "machine_description"]
 
 EAGER = "eager"
+# the packaged sample photo (``starpose.models.weights.SAMPLES_DIR``), found without importing torch
+SAMPLE_IMAGE = Path(starpose.__file__).resolve().parent / "assets" / "samples" / "skier.jpg"
 
 
 @dataclass
@@ -157,16 +161,20 @@ def _sample_crop(h: int, w: int) -> np.ndarray:
     """A real person crop at the input size: the bundled skier photo, whole frame resized."""
     import cv2
 
-    from starpose.data.topdown import read_image_rgb
-    from starpose.models.weights import SAMPLES_DIR
-
-    image = read_image_rgb(SAMPLES_DIR / "skier.jpg")
+    path = SAMPLE_IMAGE
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise FileNotFoundError(f"{path}: the packaged sample image is missing or unreadable")
+    image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     return np.ascontiguousarray(cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA))
 
 
 def _open_with_metadata(target: BenchTarget) -> Callable[[], Any]:
-    """A target with StarPose metadata (or the eager bundle) → a no-argument call of one inference."""
-    from .formats import FORMATS
+    """A target with StarPose metadata (or the eager bundle) → a no-argument call of one inference.
+    Only the target's own format module is imported: TFLite and ONNX workers never load torch,
+    so their peak memory is the runtime's and the model's."""
+    import importlib
+
     from .metadata import read_metadata_file, sidecar_path
 
     if target.format == EAGER:
@@ -187,7 +195,7 @@ def _open_with_metadata(target: BenchTarget) -> Callable[[], Any]:
         return run
     path = Path(target.path)
     meta = read_metadata_file(sidecar_path(path))
-    runner = FORMATS[target.format].open_runner(path, meta)
+    runner = importlib.import_module(f"{__package__}.{target.format}").open_runner(path, meta)
     crop = _sample_crop(meta["input"]["height"], meta["input"]["width"])
     matrix = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], np.float32) if meta["affine_input"]["present"] else None
     return lambda: runner(crop, matrix)
@@ -307,7 +315,8 @@ def worker_main(argv: list[str]) -> int:
         return 0
     torch = sys.modules.get("torch")
     _reply({"status": "ok", "load_seconds": load, "pid": os.getpid(),
-            "torch_threads": torch.get_num_threads() if torch is not None else None})
+            "torch_threads": torch.get_num_threads() if torch is not None else None,
+            "torch_loaded": torch is not None})
     for line in sys.stdin:
         cmd = json.loads(line)
         if cmd.get("quit"):
@@ -513,7 +522,8 @@ def run_bench(
                         progress(f"{row.target.name}: {row.status}: {row.reason}")
                     else:
                         row.load_seconds = round(hello["load_seconds"], 3)
-                        row.process = {"pid": hello["pid"], "torch_threads": hello["torch_threads"]}
+                        row.process = {"pid": hello["pid"], "torch_threads": hello["torch_threads"],
+                                       "torch_loaded": hello["torch_loaded"]}
                         workers[i] = w
                         if warmup:
                             w.ask({"run": warmup})

@@ -17,24 +17,14 @@ must not find such a tensor here either.
 """
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 import torch.nn as nn
 
 from starpose.spec import PoseSpec
 
+from .contract import AFFINE_INPUT, IMAGE_INPUT, LAYOUTS, Layout, output_names
+
 __all__ = ["PoseBundle", "Layout", "LAYOUTS", "IMAGE_INPUT", "AFFINE_INPUT", "output_names"]
-
-Layout = Literal["NHWC", "NCHW"]
-LAYOUTS: tuple[str, ...] = ("NHWC", "NCHW")
-IMAGE_INPUT = "image"
-AFFINE_INPUT = "crop_to_image"
-
-
-def output_names(raw: bool) -> tuple[str, ...]:
-    """Names of the bundle's outputs, in the order ``forward`` returns them."""
-    return ("keypoints", "scores", "simcc_x", "simcc_y") if raw else ("keypoints", "scores")
 
 
 class PoseBundle(nn.Module):

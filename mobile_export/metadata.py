@@ -17,7 +17,7 @@ from typing import Any
 
 from starpose.spec import PoseSpec
 
-from .bundle import AFFINE_INPUT, IMAGE_INPUT, LAYOUTS, output_names
+from .contract import AFFINE_INPUT, IMAGE_INPUT, LAYOUTS, output_names
 
 __all__ = [
     "FORMAT_VERSION",

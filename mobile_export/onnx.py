@@ -9,11 +9,9 @@ and the sidecar JSON.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn as nn
 
 from .base import (
     ArtifactLoadError,
@@ -26,8 +24,14 @@ from .base import (
     require,
     runtime_threads,
 )
-from .bundle import AFFINE_INPUT, IMAGE_INPUT, PoseBundle
+from .contract import AFFINE_INPUT, IMAGE_INPUT
 from .metadata import build_metadata, dumps, parse_metadata, sidecar_path
+
+if TYPE_CHECKING:
+    import torch.nn as nn
+
+# torch and the bundle are imported inside the export function: opening and running an artifact
+# (open_runner, inspect, read_embedded_metadata) needs only numpy and the runtime.
 
 __all__ = ["export_onnx", "open_runner", "inspect", "read_embedded_metadata"]
 
@@ -39,9 +43,19 @@ _ORT_TYPES = {"tensor(uint8)": "uint8", "tensor(float)": "float32", "tensor(floa
               "tensor(int64)": "int64", "tensor(int32)": "int32"}
 
 
-@torch.no_grad()
 def export_onnx(network: nn.Module, out_dir: Path, options: ExportOptions) -> list[Path]:
     """Write ``<stem>.onnx`` and its sidecar; returns the paths."""
+    import torch
+
+    with torch.no_grad():
+        return _export_onnx(network, out_dir, options)
+
+
+def _export_onnx(network: nn.Module, out_dir: Path, options: ExportOptions) -> list[Path]:
+    import torch
+
+    from .bundle import PoseBundle
+
     if options.precision != "fp32":
         raise ValueError(f"ONNX export is fp32 only (ONNX Runtime mobile computes in float32); got {options.precision}")
     require("onnxscript", NAME)  # torch.onnx's dynamo exporter is built on it

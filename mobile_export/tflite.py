@@ -18,11 +18,9 @@ and the sidecar JSON.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn as nn
 
 from .base import (
     ArtifactLoadError,
@@ -35,8 +33,14 @@ from .base import (
     require,
     runtime_threads,
 )
-from .bundle import AFFINE_INPUT, IMAGE_INPUT, PoseBundle
+from .contract import AFFINE_INPUT, IMAGE_INPUT
 from .metadata import build_metadata, dumps, parse_metadata, sidecar_path
+
+if TYPE_CHECKING:
+    import torch.nn as nn
+
+# torch and the bundle are imported inside the export function: opening and running an artifact
+# (open_runner, inspect, read_embedded_metadata) needs only numpy and the runtime.
 
 __all__ = ["export_tflite", "open_runner", "inspect", "read_embedded_metadata", "embed_metadata"]
 
@@ -46,22 +50,35 @@ SIGNATURE = "serving_default"
 METADATA_NAME = "starpose_metadata"
 
 
-class _Named(nn.Module):
+def _named(bundle: Any) -> Any:
     """The bundle with keyword inputs and dict outputs, so that the TFLite signature has names."""
+    import torch
+    import torch.nn as nn
 
-    def __init__(self, bundle: PoseBundle) -> None:
-        super().__init__()
-        self.bundle = bundle
+    class Named(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bundle = bundle
 
-    def forward(self, image: torch.Tensor, crop_to_image: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        return dict(zip(self.bundle.output_names, self.bundle(image, crop_to_image)))
+        def forward(self, image: torch.Tensor, crop_to_image: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+            return dict(zip(self.bundle.output_names, self.bundle(image, crop_to_image)))
+
+    return Named()
 
 
-@torch.no_grad()
 def export_tflite(network: nn.Module, out_dir: Path, options: ExportOptions) -> list[Path]:
     """Write ``<stem>.tflite`` and its sidecar; returns the paths."""
+    import torch
+
+    with torch.no_grad():
+        return _export_tflite(network, out_dir, options)
+
+
+def _export_tflite(network: nn.Module, out_dir: Path, options: ExportOptions) -> list[Path]:
     require("litert_torch", NAME)
     import litert_torch
+
+    from .bundle import PoseBundle
 
     spec = network.spec
     variant = getattr(network, "variant", "custom")
@@ -70,7 +87,7 @@ def export_tflite(network: nn.Module, out_dir: Path, options: ExportOptions) -> 
     kwargs = dict(zip(names, bundle.example_inputs()))
     name = artifact_stem(variant, None, options) + ".tflite"
     options.progress(f"tflite: litert_torch.convert → {name}")
-    edge = litert_torch.signature(SIGNATURE, _Named(bundle).eval(), sample_kwargs=kwargs).convert()
+    edge = litert_torch.signature(SIGNATURE, _named(bundle).eval(), sample_kwargs=kwargs).convert()
     data = bytes(edge.model_content())
     if options.precision == "fp16":
         options.progress("tflite: float16 weights (ai_edge_quantizer float casting)")

@@ -27,7 +27,7 @@ import torch.nn as nn
 from mobile_export.base import Staging, require
 from mobile_export.bundle import AFFINE_INPUT, IMAGE_INPUT, PoseBundle
 from mobile_export.metadata import WeightsInfo, dumps, sidecar_path
-from mobile_export.tflite import _Named  # the fp32 exporter's named-signature wrapper
+from mobile_export.tflite import _named  # the fp32 exporter's named-signature wrapper
 
 from .pt2e import QuantizedNetwork, Timings, calibrate, capture, int8_metadata, quantized_stem
 from .rewrite import int8_ready
@@ -133,7 +133,7 @@ def export_tflite_int8(
     name = quantized_stem(qnet.variant, None, scheme, affine, raw) + ".tflite"
     progress(f"tflite int8 ({scheme.name}): litert_torch.convert → {name}")
     with timings.measure("lower"):
-        edge = litert_torch.signature(SIGNATURE, _Named(bundle).eval(), sample_kwargs=kwargs).convert(
+        edge = litert_torch.signature(SIGNATURE, _named(bundle).eval(), sample_kwargs=kwargs).convert(
             quant_config=QuantConfig(pt2e_quantizer=quantizer))
         data = bytes(edge.model_content())
     meta = int8_metadata(

@@ -4,7 +4,7 @@ The torchao wheel ships CUDA-only kernels (``_C_mxfp8``, ``_C_cutlass_*``) and t
 them on every import; with a CPU build of torch that fails and torchao logs "Failed to load ...
 Could not load this library" as a warning, twice, in every command that exports or quantizes.
 Nothing in this project uses those kernels. The filter drops exactly those two records (and
-only while torch is a CPU build); every other torchao message, including a failure to load any
+only with a CPU build of torch); every other torchao message, including a failure to load any
 other extension, still comes through.
 
 torchao 0.18 also registers its ``KernelPreference`` enum as a pytree constant, which torch 2.13
@@ -27,7 +27,11 @@ _CUDA_ONLY = re.compile(r"^Failed to load \S*torchao[/\\]_C_(mxfp8|cutlass)\w*[.
 
 class CudaOnlyTorchaoKernels(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return not _CUDA_ONLY.match(record.getMessage())
+        if not _CUDA_ONLY.match(record.getMessage()):
+            return True
+        import torch  # already imported: torchao is logging
+
+        return torch.version.cuda is not None  # a CUDA build can load them; a failure there means something
 
 
 class TorchaoEnumConstant(logging.Filter):
@@ -44,10 +48,8 @@ def _add(logger_name: str, kind: type[logging.Filter]) -> None:
 
 
 def install() -> None:
-    import torch
-
+    """Add the filters (once). Imports nothing: torch is asked only when torchao logs."""
     _add("torch.utils._pytree", TorchaoEnumConstant)
+    _add("torchao", CudaOnlyTorchaoKernels)
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
                             category=FutureWarning)
-    if torch.version.cuda is None:  # a CUDA build can load them; a failure there means something
-        _add("torchao", CudaOnlyTorchaoKernels)

@@ -42,6 +42,11 @@ def test_bench_times_every_artifact_of_an_export_dir_in_its_own_process(export_d
         assert (r.params, round(r.macs / 1e9, 3)) == (1_125_761, 0.241)  # the variant's, from the metadata
         pids.add(r.process["pid"])
     assert len(pids) == len(RUNNABLE) + 1, "each target must run in its own process"
+    # LiteRT and ONNX Runtime workers never import torch: their peak memory is the runtime's own
+    for name in ("starpose_t_fp32.tflite", "starpose_t_fp32.onnx"):
+        assert rows[name].process["torch_loaded"] is False, name
+        assert rows[name].peak_rss_mb < 0.6 * rows["starpose_t eager"].peak_rss_mb, (name, rows[name].peak_rss_mb)
+    assert rows["starpose_t_fp32.pt"].process["torch_loaded"] is True
     assert rows["starpose_t eager"].ratio == pytest.approx(1.0)
     if sys.platform != "darwin":
         for name in APPLE_ONLY:

@@ -16,6 +16,8 @@ def _record(name: str, msg: str) -> logging.LogRecord:
 
 def test_cuda_only_torchao_kernels_are_dropped_and_nothing_else():
     f = CudaOnlyTorchaoKernels()
+    if torch.version.cuda is not None:
+        pytest.skip("with a CUDA build of torch a failure to load these kernels is reported, by design")
     for so in ("/x/site-packages/torchao/_C_mxfp8.cpython-310-x86_64-linux-gnu.so", "/x/torchao/_C_cutlass_90a.abi3.so"):
         assert not f.filter(_record("torchao", f"Failed to load {so}: Could not load this library: {so}"))
     for msg in ("Failed to load /x/torchao/_C.abi3.so: undefined symbol", "Skipping import of cpp extensions",
@@ -30,7 +32,6 @@ def test_kernel_preference_pytree_warning_is_dropped_and_nothing_else():
     assert f.filter(_record("torch.utils._pytree", "<enum 'Other'> is an Enum subclass and is now natively supported"))
 
 
-@pytest.mark.skipif(torch.version.cuda is not None, reason="the kernel filter is installed only with a CPU build of torch")
 def test_filters_are_installed_once_on_import():
     import importlib
 
