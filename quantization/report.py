@@ -163,7 +163,23 @@ class QuantizationReport:
                 r["size_vs_fp32"] = round(r["size_bytes"] / base.size_bytes, 4)
         return {"variant": self.variant, "weights": self.weights, "validation": self.validation, "rows": rows,
                 "gates": {"mean_kpt_px": GATES.mean_kpt_px, "pck_agreement": GATES.pck_agreement},
-                "notes": self.notes, **self.extra}
+                "qat_vs_ptq": self.qat_vs_ptq(), "notes": self.notes, **self.extra}
+
+    def qat_vs_ptq(self) -> dict[str, dict[str, Any]]:
+        """Per format with both rows: QAT's AP against PTQ's (the quantization issue asks QAT's AP to
+        be at least PTQ's) and the two parity distances."""
+        out: dict[str, dict[str, Any]] = {}
+        for qat in (r for r in self.rows if r.label == "int8-qat"):
+            ptq = self.row("int8-ptq", qat.format)
+            if ptq is None or "AP" not in qat.metrics or "AP" not in ptq.metrics:
+                continue
+            out[qat.format] = {
+                "qat_ap": qat.metrics["AP"], "ptq_ap": ptq.metrics["AP"],
+                "qat_ap_at_least_ptq": bool(qat.metrics["AP"] >= ptq.metrics["AP"]),
+                "qat_mean_kpt_px": None if qat.parity is None else qat.parity.mean_kpt_px,
+                "ptq_mean_kpt_px": None if ptq.parity is None else ptq.parity.mean_kpt_px,
+            }
+        return out
 
     def markdown(self) -> str:
         d = self.to_dict()
@@ -180,6 +196,13 @@ class QuantizationReport:
                 f"| {r['metrics'].get('AP', float('nan')):.3f} | {r['metrics'].get('AP50', float('nan')):.3f} "
                 f"| {p['mean_kpt_px']:.2f} | {p['pck_agreement']:.1%} | {gates} |"
             )
+        if d["qat_vs_ptq"]:
+            lines += ["", "QAT against PTQ (AP should be at least PTQ's):", ""]
+            for fmt, c in d["qat_vs_ptq"].items():
+                verdict = "at least PTQ's" if c["qat_ap_at_least_ptq"] else "BELOW PTQ's"
+                px = ("" if c["qat_mean_kpt_px"] is None or c["ptq_mean_kpt_px"] is None else
+                      f"; mean kpt px vs fp32 {c['qat_mean_kpt_px']:.2f} (QAT) / {c['ptq_mean_kpt_px']:.2f} (PTQ)")
+                lines.append(f"- {fmt}: QAT AP {c['qat_ap']:.3f} vs PTQ {c['ptq_ap']:.3f}: {verdict}{px}")
         banded = [r for r in d["rows"] if r["parity"] and r["parity"].get("by_reference_score") and r["precision"] != "fp32"]
         if banded:
             fractions = [b["fraction"] for b in banded[0]["parity"]["by_reference_score"]]

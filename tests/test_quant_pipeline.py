@@ -179,6 +179,17 @@ def test_report_row_and_markdown_from_the_int8_pte(qat_artifacts):
     assert "top 50% by fp32 score" in p.table()
     doc = json.loads(json.dumps(report.to_dict()))
     assert doc["rows"][0]["parity"]["by_reference_score"][1]["fraction"] == 0.25
+    assert doc["qat_vs_ptq"] == {}  # no PTQ row to compare with
+
+    import dataclasses
+
+    ap = row.metrics["AP"]
+    for ptq_ap, verdict in ((ap + 0.01, "BELOW PTQ's"), (ap, "at least PTQ's")):
+        ptq = dataclasses.replace(row, label="int8-ptq", metrics={**row.metrics, "AP": ptq_ap})
+        both = QuantizationReport("starpose_test", qat_artifacts["info"].to_dict(), str(COCO_JSON), [ptq, row])
+        (fmt, cmp), = both.qat_vs_ptq().items()
+        assert fmt == "executorch" and cmp["qat_ap_at_least_ptq"] is (verdict == "at least PTQ's")
+        assert f"QAT AP {ap:.3f} vs PTQ {ptq_ap:.3f}: {verdict}" in both.markdown()
 
 
 def test_manifest_records_the_int8_artifacts(qat_artifacts):
