@@ -41,6 +41,8 @@ __all__ = ["BenchTarget", "BenchRow", "BenchReport", "collect_targets", "eager_t
            "machine_description"]
 
 EAGER = "eager"
+# format name → its module's open_runner (the modules FORMATS is built from; imported one at a time)
+FORMAT_MODULES = ("executorch", "coreml", "tflite", "torchscript", "onnx")
 # the packaged sample photo (``starpose.models.weights.SAMPLES_DIR``), found without importing torch
 SAMPLE_IMAGE = Path(starpose.__file__).resolve().parent / "assets" / "samples" / "skier.jpg"
 
@@ -195,7 +197,9 @@ def _open_with_metadata(target: BenchTarget) -> Callable[[], Any]:
         return run
     path = Path(target.path)
     meta = read_metadata_file(sidecar_path(path))
-    runner = importlib.import_module(f"{__package__}.{target.format}").open_runner(path, meta)
+    if target.format not in FORMAT_MODULES:
+        raise ValueError(f"{path}: unknown artifact format {target.format!r}")
+    runner = importlib.import_module(f"mobile_export.{target.format}").open_runner(path, meta)
     crop = _sample_crop(meta["input"]["height"], meta["input"]["width"])
     matrix = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], np.float32) if meta["affine_input"]["present"] else None
     return lambda: runner(crop, matrix)

@@ -104,3 +104,12 @@ def test_bench_errors_name_the_path(tmp_path):
         collect_targets([tmp_path / "missing.pte"])
     with pytest.raises(ValueError, match="share a name"):
         run_bench([BenchTarget("a", "eager"), BenchTarget("a", "eager")])
+
+
+def test_bench_format_modules_are_the_exporters_formats():
+    from mobile_export.bench import FORMAT_MODULES
+    from mobile_export.formats import FORMATS
+
+    assert set(FORMAT_MODULES) == set(FORMATS)
+    for name in FORMAT_MODULES:
+        assert FORMATS[name].open_runner.__module__ == f"mobile_export.{name}"
