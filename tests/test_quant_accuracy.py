@@ -58,7 +58,10 @@ def test_ptq_and_qat_pass_the_gates(trained_weights, tmp_path):
         assert row.gate_failures == [], (label, row.gate_failures)
         assert row.metrics["AP"] >= fp32.metrics["AP"] - 0.05
         assert row.size_bytes < 0.5 * fp32.size_bytes
-    assert (tmp_path / "quantization_report.md").read_text().count("| int8-") == 2
+    md = (tmp_path / "quantization_report.md").read_text()
+    assert sum(1 for line in md.splitlines() if line.startswith("| int8-") and " MB | " in line) == 2
+    assert "QAT against PTQ" in md and "surest of" in md
+    assert set(report.qat_vs_ptq()) == {"executorch"}
 
 
 def test_cli_int8_export_then_verify(trained_weights, tmp_path):
