@@ -7,8 +7,9 @@ coremltools, litert-torch) are imported only when a format is used.
 """
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from starpose._lazy import lazy_attributes
 
 from .base import ExportOptions, Exporter, MissingExtraError, RuntimeUnavailable
 
@@ -21,12 +22,8 @@ if TYPE_CHECKING:
     from .formats import FORMATS, exporter_for
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())
+
 
 __all__ = ["FORMATS", "Exporter", "ExportOptions", "PoseBundle", "MissingExtraError", "RuntimeUnavailable",
            "exporter_for"]

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import _quiet
+from ._lazy import lazy_attributes
 from .spec import COCO_SPEC, CROWDPOSE_SPEC, MPII_SPEC, SPECS, PoseSpec
 
 _quiet.install()
@@ -30,17 +30,7 @@ if TYPE_CHECKING:
     from .models.checkpoint import CheckpointError, load_mmpose_checkpoint
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
-
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())
 
 __all__ = [
     "__version__",
