@@ -476,11 +476,19 @@ def bench_cmd(artifacts, threads, runs, rounds, warmup, eager, variant, weights,
 @click.option("--weights", default="default", show_default=True, help="default | random | PATH")
 @click.option("--det", "detections", type=click.Path(dir_okay=False), default=None,
               help="COCO-results person detections (image_id = the file's numeric stem, or file_name).")
-@click.option("--det-thr", type=float, default=0.3, show_default=True, help="Minimum detection score.")
+@click.option("--det-thr", type=click.FloatRange(0, 1), default=None,
+              help="Minimum person box score (default: 0.3 for --det files, the bundled detector's own threshold).")
+@click.option("--detector/--no-detector", default=True, show_default=True,
+              help="Find every person with the bundled detector (off: one person, whole frame then ROI tracking).")
+@click.option("--max-people", type=click.IntRange(min=1), default=10, show_default=True,
+              help="At most this many people per photo / tracked on video (bundled detector).")
+@click.option("--detect-every", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Video: run the detector every N frames (and when a track is lost); track ROIs in between.")
 @click.option("--kpt-thr", type=float, default=None, help="Keypoint score to draw (default: the weights' calibrated value).")
 @click.option("--flip/--no-flip", default=False, show_default=True, help="Test-time flip averaging.")
 @click.option("--smooth/--no-smooth", default=True, show_default=True, help="One Euro smoothing on video.")
-def predict_cmd(sources, sample, out_dir, variant, weights, detections, det_thr, kpt_thr, flip, smooth) -> None:
+def predict_cmd(sources, sample, out_dir, variant, weights, detections, det_thr, detector, max_people, detect_every,
+                kpt_thr, flip, smooth) -> None:
     """Predict keypoints on images, folders or videos; write overlays and COCO results JSON."""
     from pathlib import Path
 
@@ -499,9 +507,15 @@ def predict_cmd(sources, sample, out_dir, variant, weights, detections, det_thr,
     except (CheckpointError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from e
     thr = kpt_thr if kpt_thr is not None else default_keypoint_threshold(variant, weights)
+    people = None
+    if detector and not detections:
+        from .detect import load_detector
+
+        people = load_detector()
     try:
         out = predict_paths(PosePredictor(model, model.spec, flip=flip), paths, Path(out_dir),
-                            Path(detections) if detections else None, det_thr, thr, smooth)
+                            Path(detections) if detections else None, 0.3 if det_thr is None else det_thr, thr, smooth,
+                            detector=people, max_people=max_people, box_threshold=det_thr, detect_every=detect_every)
     except DataError as e:
         raise click.ClickException(str(e)) from e
     for p in out["overlays"]:

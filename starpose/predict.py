@@ -1,10 +1,14 @@
 """``predict``: images, folders or videos in; skeleton overlays and COCO keypoint results out.
 
-Person boxes come from a COCO-results detection file when given. Otherwise a single person is
-followed: a still image is predicted on the whole frame, then once more on the region of interest
-that those keypoints give (BlazePose-style refinement); a video starts on the whole frame and then
-crops each frame around the previous frame's keypoints (MoveNet's cropping rule, in
-:mod:`starpose.tracking`), with optional One Euro smoothing.
+Person boxes come from a COCO-results detection file when given, otherwise from the bundled
+person detector (:mod:`starpose.detect`): every person it finds, up to ``max_people``, gets a
+skeleton. On video the detector runs every few frames and each person is followed between
+detections by the cropping rule of :mod:`starpose.tracking` (:class:`MultiPersonTracker`: IoU
+matching, One Euro smoothing per track). Without a detector a single person is followed: a still
+image is predicted on the whole frame, then once more on the region of interest that those
+keypoints give (BlazePose-style refinement); a video starts on the whole frame and then crops each
+frame around the previous frame's keypoints (MoveNet's cropping rule), with optional One Euro
+smoothing.
 """
 from __future__ import annotations
 
@@ -18,13 +22,14 @@ import torch
 
 from .processing import apply_affine, bbox_xywh_to_cs, decode_simcc, get_warp_matrix, invert_affine
 from .spec import PoseSpec
-from .tracking import OneEuroFilter, RoiTracker, full_frame_box, skeleton_draw_list, torso_indices
+from .tracking import MultiPersonTracker, OneEuroFilter, RoiTracker, full_frame_box, skeleton_draw_list, torso_indices
 
 __all__ = ["Pose", "PosePredictor", "draw_poses", "predict_paths", "IMAGE_EXTS", "VIDEO_EXTS"]
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 SIDE_COLORS = {"left": (0, 200, 255), "right": (255, 120, 0), "center": (60, 220, 60)}  # RGB
+BOX_COLOR = (255, 230, 60)  # RGB
 
 
 @dataclass
@@ -93,13 +98,19 @@ class PosePredictor:
 
 
 def draw_poses(image: np.ndarray, poses: list[Pose], spec: PoseSpec, score_threshold: float = 0.3,
-               draw_scores: bool = True) -> np.ndarray:
-    """Overlay skeletons (left orange-blue coded by side) and keypoint scores on an RGB image."""
+               draw_scores: bool = True, draw_boxes: bool = False) -> np.ndarray:
+    """Overlay skeletons (left orange-blue coded by side) and keypoint scores on an RGB image;
+    with ``draw_boxes``, each person's box and box score too."""
     import cv2
 
     out = image.copy()
     thick = max(2, int(round(max(image.shape[:2]) / 300)))
     for pose in poses:
+        if draw_boxes:
+            x, y, w, h = (int(round(v)) for v in pose.box)
+            cv2.rectangle(out, (x, y), (x + w, y + h), BOX_COLOR, max(1, thick // 2), cv2.LINE_AA)
+            cv2.putText(out, f"{pose.box_score:.2f}", (x + 2, y + 12 + thick * 2), cv2.FONT_HERSHEY_SIMPLEX,
+                        0.35 + thick * 0.08, BOX_COLOR, 1, cv2.LINE_AA)
         points, lines = skeleton_draw_list(pose.scores, spec.skeleton, spec.keypoint_names, score_threshold)
         kp = pose.keypoints
         for a, b, side in lines:
@@ -164,11 +175,16 @@ def predict_paths(
     score_threshold: float = 0.3,
     smooth: bool = False,
     progress: bool = True,
+    detector=None,
+    max_people: int = 10,
+    box_threshold: float | None = None,
+    detect_every: int = 5,
 ) -> dict:
-    """Run on every image/video under ``sources``; write overlays and ``results.json``."""
-    import cv2
+    """Run on every image/video under ``sources``; write overlays and ``results.json``.
 
-    from .data.topdown import read_image_rgb
+    ``detector`` (a :class:`starpose.detect.PersonDetector`) finds the people when no
+    ``detections`` file is given: at most ``max_people`` boxes scoring ``box_threshold`` or more
+    (default: the detector's own threshold); video re-detects every ``detect_every`` frames."""
     from .evaluation.oks import write_results
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -184,21 +200,29 @@ def predict_paths(
         bar = tqdm(total=len(files), desc="predict", unit="file")
     for index, path in enumerate(files):
         if path.suffix.lower() in VIDEO_EXTS:
-            overlays.append(str(_predict_video(predictor, path, out_dir, results, images, score_threshold, smooth,
-                                               progress)))
+            if detector is not None and dets is None:
+                tracker = dict(max_people=max_people, box_threshold=box_threshold, detect_every=detect_every)
+                overlays.append(str(_predict_video_people(predictor, detector, path, out_dir, results, images,
+                                                          score_threshold, smooth, progress, **tracker)))
+            else:
+                overlays.append(str(_predict_video(predictor, path, out_dir, results, images, score_threshold, smooth,
+                                                   progress)))
         else:
-            image = read_image_rgb(path)
+            image = _read_photo(path)
             image_id = _image_id(path, len(images))
             if dets is not None:
                 ds = [d for d in dets.get(path.name, []) + dets.get(image_id, []) if d.get("score", 1) >= det_score_thr]
                 poses = predictor(image, [np.asarray(d["bbox"], np.float64) for d in ds],
                                   [float(d.get("score", 1.0)) for d in ds])
+            elif detector is not None:
+                found = detector(image, score_threshold=box_threshold, max_detections=max_people)
+                poses = predictor(image, [d.box for d in found], [d.score for d in found])
             else:
                 poses = [predictor.single_person(image, score_threshold=score_threshold)]
             images.append({"id": image_id, "file_name": path.name, "width": image.shape[1], "height": image.shape[0]})
             results.extend(_coco_results(poses, image_id))
             target = out_dir / f"{path.stem}_pose.jpg"
-            _write_image(target, draw_poses(image, poses, predictor.spec, score_threshold))
+            _write_image(target, draw_poses(image, poses, predictor.spec, score_threshold, draw_boxes=detector is not None))
             overlays.append(str(target))
         if bar is not None:
             bar.update(1)
@@ -209,6 +233,17 @@ def predict_paths(
                    "keypoints": list(predictor.spec.keypoint_names),
                    "skeleton": [[a + 1, b + 1] for a, b in predictor.spec.skeleton]}]}, out_dir / "images.json")
     return {"overlays": overlays, "results": str(out_dir / "results.json"), "num_poses": len(results)}
+
+
+def _read_photo(path: Path) -> np.ndarray:
+    """A photo as uint8 RGB (grey and alpha images are converted); too small → DataError."""
+    from .data.errors import DataError
+    from .data.topdown import read_image_rgb
+
+    image = read_image_rgb(path)
+    if image.shape[0] < 2 or image.shape[1] < 2:
+        raise DataError(path, f"image of {image.shape[1]}x{image.shape[0]} pixels is too small to hold a person")
+    return image
 
 
 def _coco_results(poses: list[Pose], image_id: int) -> list[dict]:
@@ -230,6 +265,55 @@ def _write_image(path: Path, rgb: np.ndarray) -> None:
 
 def _predict_video(predictor: PosePredictor, path: Path, out_dir: Path, results: list, images: list,
                    score_threshold: float, smooth: bool, progress: bool) -> Path:
+    """One person, ROI-tracked from the full frame on."""
+    tracker = None
+    filt = OneEuroFilter(min_cutoff=1.0, beta=0.05) if smooth else None
+
+    def frame_poses(rgb: np.ndarray, frame_no: int, fps: float) -> list[Pose]:
+        nonlocal tracker
+        if tracker is None:
+            tracker = RoiTracker((rgb.shape[1], rgb.shape[0]), torso_indices(predictor.spec.keypoint_names),
+                                 score_threshold)
+        pose = predictor(rgb, [tracker.box])[0]
+        tracker.update(pose.keypoints, pose.scores)
+        if filt is not None:
+            pose.keypoints = filt(pose.keypoints, frame_no / fps, (pose.scores > score_threshold)[:, None])
+        return [pose]
+
+    return _run_video(predictor, path, out_dir, results, images, score_threshold, progress, frame_poses)
+
+
+def _predict_video_people(predictor: PosePredictor, detector, path: Path, out_dir: Path, results: list,
+                          images: list, score_threshold: float, smooth: bool, progress: bool, max_people: int,
+                          box_threshold: float | None, detect_every: int) -> Path:
+    """Everyone the detector finds (up to ``max_people``), each followed by its own track."""
+    tracker = None
+
+    def frame_poses(rgb: np.ndarray, frame_no: int, fps: float) -> list[Pose]:
+        nonlocal tracker
+        if tracker is None:
+            tracker = MultiPersonTracker((rgb.shape[1], rgb.shape[0]), torso_indices(predictor.spec.keypoint_names),
+                                         score_threshold, detect_every=detect_every, max_people=max_people,
+                                         smoothing=(1.0, 0.05) if smooth else None)
+        if tracker.due():
+            found = detector(rgb, score_threshold=box_threshold, max_detections=max_people)
+            tracker.assign([d.box for d in found], [d.score for d in found])
+        tracks = list(tracker.tracks)
+        poses = predictor(rgb, [t.box for t in tracks], [t.score for t in tracks])
+        for track, pose in zip(tracks, poses):
+            tracker.update(track, pose.keypoints, pose.scores)
+            if track.filter is not None:
+                pose.keypoints = track.filter(pose.keypoints, frame_no / fps, (pose.scores > score_threshold)[:, None])
+        tracker.advance()
+        return poses
+
+    return _run_video(predictor, path, out_dir, results, images, score_threshold, progress, frame_poses, boxes=True)
+
+
+def _run_video(predictor: PosePredictor, path: Path, out_dir: Path, results: list, images: list,
+               score_threshold: float, progress: bool, frame_poses, boxes: bool = False) -> Path:
+    """Decode ``path`` frame by frame, call ``frame_poses(rgb, frame_no, fps)`` and write the overlay
+    video (to a temporary file, renamed when complete)."""
     import os
     import tempfile
 
@@ -247,8 +331,6 @@ def _predict_video(predictor: PosePredictor, path: Path, out_dir: Path, results:
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix="." + target.stem, suffix=".mp4")
     os.close(fd)
     writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-    tracker = RoiTracker((w, h), torso_indices(predictor.spec.keypoint_names), score_threshold)
-    filt = OneEuroFilter(min_cutoff=1.0, beta=0.05) if smooth else None
     bar = None
     if progress:
         from tqdm import tqdm
@@ -261,14 +343,12 @@ def _predict_video(predictor: PosePredictor, path: Path, out_dir: Path, results:
             if not ok:
                 break
             rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-            pose = predictor(rgb, [tracker.box])[0]
-            tracker.update(pose.keypoints, pose.scores)
-            if filt is not None:
-                pose.keypoints = filt(pose.keypoints, frame_no / fps, (pose.scores > score_threshold)[:, None])
+            poses = frame_poses(rgb, frame_no, fps)
             image_id = len(images)
             images.append({"id": image_id, "file_name": f"{path.name}#{frame_no}", "width": w, "height": h})
-            results.extend(_coco_results([pose], image_id))
-            writer.write(cv2.cvtColor(draw_poses(rgb, [pose], predictor.spec, score_threshold), cv2.COLOR_RGB2BGR))
+            results.extend(_coco_results(poses, image_id))
+            writer.write(cv2.cvtColor(draw_poses(rgb, poses, predictor.spec, score_threshold, draw_boxes=boxes),
+                                      cv2.COLOR_RGB2BGR))
             frame_no += 1
             if bar is not None:
                 bar.update(1)

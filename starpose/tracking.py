@@ -9,6 +9,11 @@ One Euro filter (Casiez, Roussel and Vogel, "1€ Filter: A Simple Speed-based L
 Noisy Input in Interactive Systems", CHI 2012): a low-pass filter whose cutoff rises with speed,
 steady when still and without lag when moving.
 
+With a person detector (``predict`` on video, the demo apps), :class:`MultiPersonTracker` follows
+several people: the detector runs every few frames, its boxes are matched to the tracks by IoU
+(:func:`match_by_iou`), and each track is cropped by the same rule between detections and smoothed
+by its own One Euro filter.
+
 These functions are the executable spec of the Kotlin (``android_demo/core``) and Swift
 (``ios_demo/StarPoseKit``) ports; ``tests/golden/make_golden.py`` writes their traces into the
 fixture that all three test suites read. Conventions follow :mod:`starpose.processing`: boxes are
@@ -27,6 +32,10 @@ __all__ = [
     "roi_from_keypoints",
     "full_frame_box",
     "RoiTracker",
+    "box_iou_xywh",
+    "match_by_iou",
+    "Track",
+    "MultiPersonTracker",
     "keypoint_side",
     "skeleton_draw_list",
     "TORSO_NAMES",
@@ -204,6 +213,169 @@ class RoiTracker:
         self.lost = roi is None
         self.box = full_frame_box(self.image_size) if roi is None else roi
         return self.box
+
+
+def box_iou_xywh(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two ``(x, y, w, h)`` boxes; 0 when the union is empty."""
+    ax, ay, aw, ah = (float(v) for v in a)
+    bx, by, bw, bh = (float(v) for v in b)
+    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    inter = iw * ih
+    union = max(aw, 0.0) * max(ah, 0.0) + max(bw, 0.0) * max(bh, 0.0) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def match_by_iou(
+    track_boxes: Sequence[np.ndarray], det_boxes: Sequence[np.ndarray], iou_threshold: float = 0.3
+) -> list[tuple[int, int]]:
+    """Greedy one-to-one matching of tracks to detections by IoU.
+
+    Every (track, detection) pair with IoU >= ``iou_threshold`` is a candidate; candidates are
+    taken by descending IoU (ties: lower track index, then lower detection index), skipping pairs
+    whose track or detection is already taken. Returns ``(track, detection)`` index pairs in the
+    order they were taken.
+    """
+    pairs = []
+    for t, tb in enumerate(track_boxes):
+        for d, db in enumerate(det_boxes):
+            v = box_iou_xywh(tb, db)
+            if v >= iou_threshold:
+                pairs.append((-v, t, d))
+    pairs.sort()
+    used_t: set[int] = set()
+    used_d: set[int] = set()
+    out = []
+    for _, t, d in pairs:
+        if t in used_t or d in used_d:
+            continue
+        used_t.add(t)
+        used_d.add(d)
+        out.append((t, d))
+    return out
+
+
+class Track:
+    """One followed person: a stable ``id``, the ``box`` to crop in the next frame, the last
+    keypoints and scores, and its own One Euro filter."""
+
+    def __init__(self, track_id: int, box: np.ndarray, score: float, filt: OneEuroFilter | None) -> None:
+        self.id = int(track_id)
+        self.box = np.asarray(box, dtype=np.float64).copy()
+        self.score = float(score)
+        self.filter = filt
+        self.keypoints: np.ndarray | None = None
+        self.scores: np.ndarray | None = None
+        self.lost = False
+
+
+class MultiPersonTracker:
+    """Several people on video: a detector every ``detect_every`` frames, ROI tracking between.
+
+    Per frame the caller asks :meth:`due`; when True it runs its detector and passes the boxes
+    (``(x, y, w, h)`` image pixels, best first) to :meth:`assign`. It then crops every
+    :attr:`tracks` box, runs the pose model and reports each result with :meth:`update`, and
+    finally calls :meth:`advance`.
+
+    * :meth:`assign` matches the tracks' current boxes to the detections (:func:`match_by_iou`):
+      a matched track keeps its id and filter and takes the detection's box; detections left over
+      start new tracks, best first, while fewer than ``max_people`` are followed; tracks left
+      over are dropped (the detector no longer sees them).
+    * :meth:`update` sets a track's next box from its keypoints (:func:`roi_from_keypoints`);
+      a track whose torso is not visible is lost and dropped by :meth:`advance`, which also makes
+      the next frame a detection frame.
+    * :meth:`advance` drops, of two tracks whose next boxes overlap by more than
+      ``duplicate_iou``, the one with the lower mean keypoint score (two crops that converged on
+      the same person), then moves to the next frame.
+
+    Detection is due on the first frame, every ``detect_every`` frames after the last detection,
+    and on the frame after a track was lost or when nobody is followed.
+    """
+
+    def __init__(
+        self,
+        image_size: tuple[float, float],
+        torso: tuple[int, int, int, int],
+        score_threshold: float = 0.3,
+        detect_every: int = 5,
+        max_people: int = 5,
+        iou_threshold: float = 0.3,
+        duplicate_iou: float = 0.6,
+        smoothing: tuple[float, float] | None = (1.0, 0.05),
+        torso_factor: float = 1.5,
+        body_factor: float = 1.2,
+    ) -> None:
+        if detect_every < 1 or max_people < 1:
+            raise ValueError(f"detect_every and max_people must be >= 1, got {detect_every}, {max_people}")
+        self.image_size = (float(image_size[0]), float(image_size[1]))
+        self.torso = tuple(int(i) for i in torso)
+        self.score_threshold = float(score_threshold)
+        self.detect_every = int(detect_every)
+        self.max_people = int(max_people)
+        self.iou_threshold = float(iou_threshold)
+        self.duplicate_iou = float(duplicate_iou)
+        self.smoothing = smoothing
+        self.torso_factor = float(torso_factor)
+        self.body_factor = float(body_factor)
+        self.tracks: list[Track] = []
+        self.frame = 0
+        self._next_id = 0
+        self._since_detection: int | None = None
+        self._force = True
+
+    def due(self) -> bool:
+        """Whether this frame needs the detector."""
+        return (self._force or not self.tracks or self._since_detection is None
+                or self._since_detection >= self.detect_every)
+
+    def assign(self, boxes: Sequence[np.ndarray], scores: Sequence[float] | None = None) -> None:
+        """This frame's detections (best first): match, start and drop tracks."""
+        boxes = [np.asarray(b, dtype=np.float64) for b in boxes]
+        scores = [1.0] * len(boxes) if scores is None else [float(s) for s in scores]
+        pairs = match_by_iou([t.box for t in self.tracks], boxes, self.iou_threshold)
+        kept = []
+        for t, d in pairs:
+            track = self.tracks[t]
+            track.box, track.score, track.lost = boxes[d].copy(), scores[d], False
+            kept.append(track)
+        taken = {d for _, d in pairs}
+        for d in range(len(boxes)):
+            if d in taken or len(kept) >= self.max_people:
+                continue
+            filt = OneEuroFilter(*self.smoothing) if self.smoothing else None
+            kept.append(Track(self._next_id, boxes[d], scores[d], filt))
+            self._next_id += 1
+        self.tracks = sorted(kept, key=lambda tr: tr.id)
+        self._since_detection = 0
+        self._force = False
+
+    def update(self, track: Track, keypoints: np.ndarray, scores: np.ndarray) -> None:
+        """This frame's (unsmoothed) keypoints of ``track``: its next box, or lost."""
+        track.keypoints = np.asarray(keypoints, dtype=np.float64).copy()
+        track.scores = np.asarray(scores, dtype=np.float64).copy()
+        roi = roi_from_keypoints(track.keypoints, track.scores, self.image_size, self.torso,
+                                 self.score_threshold, self.torso_factor, self.body_factor)
+        track.lost = roi is None
+        if roi is not None:
+            track.box = roi
+
+    def advance(self) -> None:
+        """End the frame: drop lost and duplicate tracks, count frames since the last detection."""
+        if any(t.lost for t in self.tracks):
+            self._force = True
+        alive = [t for t in self.tracks if not t.lost]
+        mean = {t.id: float(np.mean(t.scores)) if t.scores is not None else 0.0 for t in alive}
+        drop: set[int] = set()
+        for i, a in enumerate(alive):
+            for b in alive[i + 1:]:
+                if a.id in drop or b.id in drop:
+                    continue
+                if box_iou_xywh(a.box, b.box) > self.duplicate_iou:
+                    drop.add(b.id if mean[b.id] < mean[a.id] or (mean[b.id] == mean[a.id] and b.id > a.id) else a.id)
+        self.tracks = [t for t in alive if t.id not in drop]
+        self.frame += 1
+        if self._since_detection is not None:
+            self._since_detection += 1
 
 
 def keypoint_side(name: str) -> str:

@@ -1,0 +1,57 @@
+"""``PersonDetector``: the packaged person detector on uint8 RGB frames (eager PyTorch)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .processing import letterbox, normalize, postprocess
+from .spec import DetectorSpec
+
+__all__ = ["Detection", "PersonDetector", "load_detector"]
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A person box ``(x, y, w, h)`` in image pixels and its score."""
+
+    box: np.ndarray
+    score: float
+
+
+class PersonDetector:
+    """Letterbox → network → :func:`starpose.detect.processing.postprocess`."""
+
+    def __init__(self, model: torch.nn.Module, spec: DetectorSpec | None = None) -> None:
+        self.model = model.eval()
+        self.spec = spec or model.spec
+
+    @torch.no_grad()
+    def raw(self, image: np.ndarray):
+        """Letterboxed input, its transform, and the network's raw outputs (numpy)."""
+        canvas, lb = letterbox(image, self.spec)
+        logits, box = self.model(torch.from_numpy(normalize(canvas, self.spec))[None])
+        return canvas, lb, logits[0].numpy(), box[0].numpy()
+
+    def __call__(self, image: np.ndarray, score_threshold: float | None = None,
+                 max_detections: int | None = None) -> list[Detection]:
+        """People in an RGB uint8 image, best first."""
+        _, lb, logits, box = self.raw(image)
+        boxes, scores = postprocess(logits, box, self.spec, lb, (image.shape[1], image.shape[0]),
+                                    score_threshold, max_detections)
+        return [Detection(b, float(s)) for b, s in zip(boxes, scores)]
+
+
+def load_detector(weights: str = "default", spec: DetectorSpec | None = None) -> PersonDetector:
+    """The packaged detector (``"default"``), or the same network with a weights file ``PATH``."""
+    from .nanodet import create_detector
+    from .spec import PERSON_DETECTOR_SPEC
+    from .weights import load_detector_weights
+
+    spec = spec or PERSON_DETECTOR_SPEC
+    if weights == "default":
+        model = create_detector(pretrained=True, spec=spec)
+    else:
+        model = load_detector_weights(create_detector(pretrained=False, spec=spec), weights)
+    return PersonDetector(model.eval(), spec)
