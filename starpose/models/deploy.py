@@ -297,11 +297,14 @@ class DeployLinearAttention(nn.Module):
         q = q.reshape(bh, dq, n)
         k = k.reshape(bh, dq, n)
         v = x.reshape(bh, c // self.num_heads, n)
-        if bh == 1 and n % 2 == 0:
+        if not torch.jit.is_tracing() and bh == 1 and n % 2 == 0:
             # One head: a batch-1 bmm with two activation operands becomes a FULLY_CONNECTED with a
             # non-constant weight in LiteRT, which its XNNPACK delegate refuses (the graph splits and
             # that op runs on the interpreter). Summing two half-length products is the same kᵀv
-            # and stays a delegated BATCH_MATMUL.
+            # and stays a delegated BATCH_MATMUL. torch.export sees plain ints here; under
+            # torch.jit.trace the sizes are traced tensors, and a branch on them would freeze this
+            # input's shape into the TorchScript graph (the TracerWarning): TorchScript, which has
+            # no such delegate, takes the general product below, valid for any batch and size.
             v2 = v.reshape(c, 2, n // 2).transpose(0, 1)
             k2 = k.reshape(dq, 2, n // 2).permute(1, 2, 0)
             halves = torch.bmm(v2, k2)  # 2, dv, dq (a slice + add, which both delegates take; sum over dim 0 is not)
