@@ -14,7 +14,8 @@ from ..spec import PoseSpec
 from .errors import DataError
 from .topdown import PersonSample
 
-__all__ = ["load_json", "load_coco_annotations", "coco_gt_samples", "coco_det_samples", "CocoIndex"]
+__all__ = ["load_json", "load_coco_annotations", "coco_gt_samples", "coco_det_samples", "CocoIndex",
+           "check_file_name"]
 
 
 def load_json(path: str | Path) -> object:
@@ -26,6 +27,25 @@ def load_json(path: str | Path) -> object:
             return json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DataError(path, f"not valid JSON ({e})") from e
+
+
+def check_file_name(path: Path, name: object, what: str) -> str:
+    """An image ``file_name`` must be a relative path that stays inside the image folder: no
+    absolute path, no drive, no ``..`` that climbs out (the folder is chosen by the user, the json
+    may come from anywhere)."""
+    import ntpath
+    import posixpath
+
+    if not isinstance(name, str) or not name.strip():
+        raise DataError(path, f"{what}: file_name must be a non-empty string, got {name!r:.80}")
+    if "\x00" in name:
+        raise DataError(path, f"{what}: file_name {name!r:.80} contains a NUL byte")
+    if posixpath.isabs(name) or ntpath.isabs(name) or ntpath.splitdrive(name)[0]:
+        raise DataError(path, f"{what}: file_name {name!r} is absolute; it must be relative to the image folder")
+    norm = posixpath.normpath(name.replace("\\", "/"))
+    if norm == ".." or norm.startswith("../"):
+        raise DataError(path, f"{what}: file_name {name!r} climbs out of the image folder")
+    return name
 
 
 class CocoIndex:
@@ -46,9 +66,12 @@ class CocoIndex:
         self.images: dict[int, dict] = {}
         for img in data["images"]:
             try:
-                self.images[int(img["id"])] = img
+                image_id = int(img["id"])
             except (KeyError, TypeError, ValueError) as e:
                 raise DataError(self.path, f"image entry without a valid 'id': {img!r:.120}") from e
+            if "file_name" in img:
+                check_file_name(self.path, img["file_name"], f"image {image_id}")
+            self.images[image_id] = img
         k = spec.num_keypoints
         cats = data.get("categories") or []
         for c in cats:

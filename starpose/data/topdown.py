@@ -90,17 +90,23 @@ class TopDownDataset(Dataset):
         return bbox_xywh_to_cs(s.bbox, self.spec.input_size, self.spec.bbox_padding)
 
     def __getitem__(self, index: int) -> dict:
+        """``index`` may exceed the length (a person drawn twice in one epoch, see
+        :class:`~starpose.data.mix.MixSampler`): the person is ``index % len``, the augmentation
+        depends on the full index."""
         import cv2
 
+        key = int(index)
+        index = key % len(self.samples)
         s = self.samples[index]
         image = read_image_rgb(s.image_path)
         center, scale = self.center_scale(s)
         kpts = None if s.keypoints is None else np.asarray(s.keypoints, dtype=np.float64).copy()
         vis = None if s.visible is None else np.asarray(s.visible, dtype=np.float64).copy()
+        kw = s.extra.get("keypoint_weight") if s.extra else None
         rot = 0.0
         flipped = False
         if self.train:
-            rng = np.random.default_rng((self.seed, self.epoch, index))
+            rng = np.random.default_rng((self.seed, self.epoch, key))
             image, center, kpts, vis, flipped = random_flip(
                 rng, image, center, kpts, vis, self.spec.flip_index, self.augment.flip_prob
             )
@@ -132,6 +138,8 @@ class TopDownDataset(Dataset):
             else:
                 kpts_c = apply_affine(kpts, mat)
             tx, ty, wt = simcc_targets(kpts_c, vis, (w, h), self.spec.simcc_split_ratio, self.spec.simcc_sigma)
+            if kw is not None:
+                wt = (wt * np.asarray(kw, dtype=np.float32)).astype(np.float32)
             out.update(
                 target_x=torch.from_numpy(tx),
                 target_y=torch.from_numpy(ty),

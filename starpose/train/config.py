@@ -47,6 +47,16 @@ class TrainConfig:
     amp: bool = True  # only on CUDA
     init_weights: str = ""  # checkpoint to start from ("" = random init)
     checkpoint_interval: int = 1
+    # Several sources drawn with weights (starpose.data.mix): a mix file and/or --source entries
+    mix: str = ""  # path of a mix JSON ("" = train_ann alone)
+    mix_roots: tuple[tuple[str, str], ...] = ()  # {root} placeholder overrides
+    mix_weights: tuple[tuple[str, float], ...] = ()  # per-source weight overrides
+    sources: tuple[str, ...] = ()  # NAME=FORMAT:PATH[@WEIGHT] entries added to (or forming) the mix
+    epoch_size: int = 0  # people per epoch of a mix (0: the mix file's, else every person once)
+    ema_decay: float = 0.0  # EMA of the weights (0 = off); validation and best weights use the EMA
+    threads: int = 0  # torch intra-op threads (0 = leave as is)
+    lr_schedule: str = "step"  # step (lr_steps) | cosine (to min_lr_ratio at the last epoch)
+    min_lr_ratio: float = 0.01
     extra: tuple[tuple[str, Any], ...] = field(default=())
 
     def resolve(self, data_root: str | Path | None) -> "TrainConfig":
@@ -71,6 +81,9 @@ class TrainConfig:
         d["input_size"] = list(self.input_size)
         d["lr_steps"] = [list(s) for s in self.lr_steps]
         d["extra"] = dict(self.extra)
+        d["mix_roots"] = dict(self.mix_roots)
+        d["mix_weights"] = dict(self.mix_weights)
+        d["sources"] = list(self.sources)
         return d
 
     @classmethod
@@ -83,6 +96,11 @@ class TrainConfig:
             kw["lr_steps"] = tuple((int(e), float(f)) for e, f in kw["lr_steps"])
         if "extra" in kw:
             kw["extra"] = tuple(sorted(dict(kw["extra"]).items()))
+        for key in ("mix_roots", "mix_weights"):
+            if key in kw:
+                kw[key] = tuple(sorted(dict(kw[key]).items()))
+        if "sources" in kw:
+            kw["sources"] = tuple(kw["sources"])
         return cls(**kw)
 
     def override(self, **kw: Any) -> "TrainConfig":

@@ -24,7 +24,8 @@ from ..spec import SPECS, PoseSpec
 from .checkpoint import load_checkpoint, save_checkpoint, save_weights
 from .config import TrainConfig
 
-__all__ = ["train", "TrainResult", "build_model", "lr_factor", "build_train_samples", "EpochShuffle"]
+__all__ = ["train", "TrainResult", "build_model", "lr_factor", "build_train_samples", "build_mix", "EpochShuffle",
+           "tune_allocator", "train_step"]
 
 
 @dataclass
@@ -38,9 +39,15 @@ class TrainResult:
 
 def lr_factor(cfg: TrainConfig, epoch: int, iteration: int) -> float:
     """Multiplier of the base lr: linear warm-up over ``warmup_iters`` from ``warmup_ratio``,
-    then the product of the step factors whose epoch has been reached."""
+    then the product of the step factors whose epoch has been reached (``lr_schedule="step"``),
+    or a cosine from 1 at epoch 0 to ``min_lr_ratio`` at the last epoch (``"cosine"``)."""
     f = 1.0
-    for step_epoch, mult in cfg.lr_steps:
+    if cfg.lr_schedule == "cosine":
+        t = min(max(epoch / max(cfg.epochs - 1, 1), 0.0), 1.0)
+        f = cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * t))
+    elif cfg.lr_schedule != "step":
+        raise ValueError(f"unknown lr_schedule {cfg.lr_schedule!r} (step or cosine)")
+    for step_epoch, mult in cfg.lr_steps if cfg.lr_schedule == "step" else ():
         if epoch >= step_epoch:
             f *= mult
     if cfg.warmup_iters and iteration < cfg.warmup_iters:
@@ -57,6 +64,47 @@ def build_model(cfg: TrainConfig, spec: PoseSpec) -> torch.nn.Module:
     if cfg.init_weights:
         load_into(model, cfg.init_weights)
     return model
+
+
+def build_mix(cfg: TrainConfig):
+    """The mix of ``cfg`` (mix file, ``--source`` entries, or both), or None for a single file."""
+    from ..data.mix import Mix, load_mix, parse_source
+
+    if not cfg.mix and not cfg.sources:
+        return None
+    extra = [parse_source(t) for t in cfg.sources]
+    if cfg.mix:
+        mix = load_mix(cfg.mix, dict(cfg.mix_roots), dict(cfg.mix_weights))
+        names = {s.name for s in mix.sources}
+        clash = [s.name for s in extra if s.name in names]
+        if clash:
+            raise ValueError(f"--source {clash[0]!r} repeats a source of the mix {cfg.mix}")
+        mix = Mix(name=mix.name, sources=mix.sources + tuple(extra), epoch_size=mix.epoch_size,
+                  holdout=mix.holdout, file=mix.file, roots=mix.roots)
+    else:
+        if cfg.mix_weights:
+            raise ValueError("--source-weight needs --mix (give --source NAME=FORMAT:PATH@WEIGHT instead)")
+        mix = Mix(name="sources", sources=tuple(extra))
+    if cfg.epoch_size:
+        mix = Mix(name=mix.name, sources=mix.sources, epoch_size=cfg.epoch_size, holdout=mix.holdout,
+                  file=mix.file, roots=mix.roots)
+    return mix
+
+
+def build_mix_samples(mix, spec: PoseSpec) -> tuple[list, list[int]]:
+    """Training people of every source (held-out photos left out), concatenated; and their sizes."""
+    from ..data.errors import DataError
+    from ..data.mix import load_holdout, source_samples
+
+    holdout = load_holdout(mix.holdout) if mix.holdout else {}
+    samples, sizes = [], []
+    for src in mix.sources:
+        part = source_samples(src, spec, holdout=holdout, split="train")
+        if not part:
+            raise DataError(src.path, f"source {src.name!r} has no person with labelled keypoints to train on")
+        samples.extend(part)
+        sizes.append(len(part))
+    return samples, sizes
 
 
 def build_train_samples(cfg: TrainConfig, spec: PoseSpec):
@@ -97,6 +145,33 @@ def _dist_info() -> tuple[int, int, int]:
     return world, rank, local
 
 
+def tune_allocator() -> str:
+    """Keep large tensor buffers in the process between iterations.
+
+    glibc serves every allocation above its mmap threshold (at most 32 MB) with a fresh mmap and
+    unmaps it on free, so each training step page-faults its largest activations back in
+    (measured: several hundred thousand minor faults per step, 15-25% of the step time at batch
+    32). With tcmalloc preloaded (``LD_PRELOAD=libtcmalloc_minimal.so.4``, what
+    ``benchmarks.train_speed`` measures fastest) nothing is needed; otherwise glibc is told not to
+    use mmap for large blocks and not to trim the heap. ``STARPOSE_MALLOC_TUNING=0`` leaves the
+    allocator alone. Returns what was done."""
+    import ctypes
+    import ctypes.util
+
+    if os.environ.get("STARPOSE_MALLOC_TUNING", "1") == "0":
+        return "default allocator"
+    if "tcmalloc" in os.environ.get("LD_PRELOAD", "") or "jemalloc" in os.environ.get("LD_PRELOAD", ""):
+        return "preloaded " + os.path.basename(os.environ["LD_PRELOAD"].split(":")[0])
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return "default allocator"
+    m_trim_threshold, m_top_pad, m_mmap_max = -1, -2, -4
+    ok = mallopt(m_mmap_max, 0) and mallopt(m_trim_threshold, 1 << 30) and mallopt(m_top_pad, 64 << 20)
+    return "glibc without mmap/trim" if ok else "default allocator"
+
+
 def _augment_config(cfg: TrainConfig) -> AugmentConfig:
     if not cfg.augment:
         return AugmentConfig.none()
@@ -111,9 +186,11 @@ def train(
     progress: bool = True,
     log: Callable[[str], None] = print,
     max_iters_per_epoch: int | None = None,
+    note_every_s: float = 600.0,
 ) -> TrainResult:
     """Train ``cfg`` into ``work_dir`` (``last.pt`` each epoch, ``best.safetensors`` on the best
-    validation metric, ``final.safetensors`` at the end, ``history.json``)."""
+    validation metric, ``final.safetensors`` at the end, ``history.json``). Without a progress
+    bar, a line with the running loss and speed is logged every ``note_every_s`` seconds."""
     work_dir = Path(work_dir)
     world, rank, local_rank = _dist_info()
     distributed = world > 1
@@ -127,31 +204,52 @@ def train(
 
     spec = SPECS[cfg.dataset].with_input_size(*cfg.input_size)
     _seed_all(cfg.seed)
-    samples = build_train_samples(cfg, spec)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    allocator = tune_allocator() if device.type == "cpu" else "cuda"
+    mix = build_mix(cfg)
+    if mix is not None:
+        if cfg.dataset != "coco":
+            raise ValueError("training mixes are COCO-17 (--dataset coco)")
+        samples, sizes = build_mix_samples(mix, spec)
+    else:
+        samples, sizes = build_train_samples(cfg, spec), None
     if not samples:
         raise ValueError(f"{cfg.train_ann}: no person with labelled keypoints to train on")
     dataset = TopDownDataset(
         samples, spec, train=True, augment=_augment_config(cfg), seed=cfg.seed
     )
-    if distributed:
-        sampler: Sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
+    if mix is not None:
+        from ..data.mix import MixSampler
+
+        sampler: Sampler = MixSampler(sizes, [s.weight for s in mix.sources], mix.epoch_size, seed=cfg.seed,
+                                      rank=rank, world=world)
+    elif distributed:
+        sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
     else:
         sampler = EpochShuffle(len(dataset), cfg.seed)
+    per_epoch = len(sampler) if mix is not None else len(dataset)
     loader = DataLoader(
         dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers, collate_fn=collate,
-        drop_last=len(dataset) >= cfg.batch_size * world * 2,
+        drop_last=per_epoch >= cfg.batch_size * world * 2,
         # Not persistent: each epoch's workers get a fresh copy of the dataset, so they see its
         # set_epoch(); persistent workers would keep augmenting with the epoch they started with.
         persistent_workers=False,
     )
 
     model = build_model(cfg, spec).to(device)
+    lineage = _init_lineage(cfg.init_weights)
     lr = cfg.lr(world)
     # AdamW: decoupled weight decay (with weight_decay 0, the default, exactly Adam)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     criterion = KLDiscretLoss(use_target_weight=True)
+    ema = None
+    if cfg.ema_decay:
+        from .ema import ModelEMA
+
+        ema = ModelEMA(model, cfg.ema_decay)
 
     start_epoch, iteration, history, best = 0, 0, [], None
     last = work_dir / "last.pt"
@@ -163,9 +261,16 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         if "scaler" in state and use_amp:
             scaler.load_state_dict(state["scaler"])
+        if ema is not None:
+            if "ema" in state:
+                ema.load_state_dict(state["ema"])
+            else:
+                ema = type(ema)(model, cfg.ema_decay)
         start_epoch, iteration = int(state["epoch"]), int(state["iteration"])
         history = json.loads(state.get("history", "[]"))
         best = state.get("best")
+        if "lineage" in state:
+            lineage = json.loads(state["lineage"])
         torch.set_rng_state(state["torch_rng"])
         if is_main:
             log(f"resumed from {last} at epoch {start_epoch} (iteration {iteration})")
@@ -174,14 +279,25 @@ def train(
         train_model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[local_rank] if device.type == "cuda" else None
         )
+    val_sets = _validation_sets(cfg, mix, spec) if is_main else []
 
     if is_main:
         work_dir.mkdir(parents=True, exist_ok=True)
         (work_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+        if mix is not None:
+            (work_dir / "mix.json").write_text(json.dumps(mix.to_dict(), indent=1))
         n_params = sum(p.numel() for p in model.parameters())
         log(f"training {cfg.variant} ({n_params:,} params) on {len(dataset)} people, {world} process(es), "
-            f"lr {lr:.2e}, batch {cfg.batch_size}x{world}, {cfg.epochs} epochs, device {device}")
+            f"lr {lr:.2e}, batch {cfg.batch_size}x{world}, {cfg.epochs} epochs, device {device}, "
+            f"{torch.get_num_threads()} thread(s), {cfg.num_workers} loader worker(s), {allocator}")
+        if mix is not None:
+            counts = sampler.counts()
+            log(f"mix {mix.name}: {per_epoch * world} people per epoch; " + ", ".join(
+                f"{s.name} {c} of {n} ({s.labels})" for s, c, n in zip(mix.sources, counts, sizes)))
+        if val_sets:
+            log("validation: " + ", ".join(f"{v.name} ({len(v.samples)} people, {v.metric})" for v in val_sets))
 
+    people_per_step = cfg.batch_size * world
     for epoch in range(start_epoch, cfg.epochs):
         sampler.set_epoch(epoch)
         dataset.set_epoch(epoch)
@@ -190,6 +306,7 @@ def train(
         tot, count = 0.0, 0
         it = loader
         bar = None
+        last_note = time.time()
         if progress and is_main:
             from tqdm import tqdm
 
@@ -200,54 +317,131 @@ def train(
                 break
             for g in optimizer.param_groups:
                 g["lr"] = lr * lr_factor(cfg, epoch, iteration)
-            images = batch["image"].to(device, non_blocking=True)
-            targets = (batch["target_x"].to(device), batch["target_y"].to(device))
-            weights = batch["target_weight"].to(device)
-            with torch.autocast(device.type, enabled=use_amp):
-                pred = train_model(images)
-            loss = criterion((pred[0].float(), pred[1].float()), targets, weights)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}, iteration {iteration}")
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+            loss = train_step(train_model, batch, optimizer, criterion, scaler, device, use_amp)
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss} at epoch {epoch + 1}, iteration {iteration}")
+            if ema is not None:
+                ema.update(model)
             iteration += 1
-            tot += float(loss.item())  # the loss sums over the batch: tot / count is per person
-            count += images.shape[0]
+            tot += loss  # the loss sums over the batch: tot / count is per person
+            count += batch["image"].shape[0]
             if bar is not None:
-                bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{optimizer.param_groups[0]['lr']:.1e}")
+                bar.set_postfix(loss=f"{loss / batch['image'].shape[0]:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.1e}")
+            elif is_main and note_every_s and time.time() - last_note >= note_every_s:
+                last_note = time.time()
+                log(f"epoch {epoch + 1} step {step + 1}/{len(loader)}: loss {tot / max(count, 1):.5f}, "
+                    f"{count / max(last_note - t0, 1e-9):.1f} people/s")
         if distributed:
             t = torch.tensor([tot, count], dtype=torch.float64, device=device)
             dist.all_reduce(t)
             tot, count = float(t[0]), float(t[1])
+        seconds = time.time() - t0
         record = {"epoch": epoch + 1, "loss": tot / max(count, 1), "lr": optimizer.param_groups[0]["lr"],
-                  "seconds": round(time.time() - t0, 2), "iterations": iteration}
-        if is_main and cfg.val_ann and cfg.val_interval and ((epoch + 1) % cfg.val_interval == 0 or epoch + 1 == cfg.epochs):
-            metrics = evaluate_config(model, cfg, spec)
-            record["val"] = metrics
-            key = "PCKh" if cfg.dataset == "mpii" else "AP"
-            if best is None or metrics.get(key, -1) > best:
-                best = metrics.get(key, -1)
-                save_weights(work_dir / "best.safetensors", model, {"variant": cfg.variant, "epoch": str(epoch + 1)})
+                  "seconds": round(seconds, 2), "iterations": iteration,
+                  "people_per_s": round(count / max(seconds, 1e-9), 2)}
+        if is_main and cfg.val_interval and ((epoch + 1) % cfg.val_interval == 0 or epoch + 1 == cfg.epochs):
+            eval_model = ema.module if ema is not None else model
+            if val_sets:
+                from ..evaluation.holdout import evaluate_sets, selection_score
+
+                results = evaluate_sets(eval_model, val_sets, spec, flip=cfg.flip_test)
+                record["val"] = results
+                selection = [v for v in val_sets if not v.name.startswith("extra:")] or val_sets
+                metric = selection_score(results, selection)
+                record["val_score"] = metric
+            elif cfg.val_ann:
+                metrics = evaluate_config(eval_model, cfg, spec)
+                record["val"] = metrics
+                metric = metrics.get("PCKh" if cfg.dataset == "mpii" else "AP", -1)
+            else:
+                metric = None
+            if metric is not None and (best is None or metric > best):
+                best = metric
+                meta = _weights_metadata(cfg, mix, lineage, epoch + 1, iteration * people_per_step, record)
+                save_weights(work_dir / "best.safetensors", eval_model, meta)
+                record["best"] = True
         history.append(record)
         if is_main:
             log(json.dumps(record))
             if (epoch + 1) % cfg.checkpoint_interval == 0 or epoch + 1 == cfg.epochs:
-                save_checkpoint(last, {
+                state = {
                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scaler": scaler.state_dict(), "epoch": epoch + 1, "iteration": iteration,
                     "history": json.dumps(history), "best": best, "torch_rng": torch.get_rng_state(),
-                    "config": json.dumps(cfg.to_dict()),
-                })
+                    "config": json.dumps(cfg.to_dict()), "lineage": json.dumps(lineage),
+                }
+                if ema is not None:
+                    state["ema"] = ema.state_dict()
+                save_checkpoint(last, state)
             (work_dir / "history.json").write_text(json.dumps(history, indent=1))
         if distributed:
             dist.barrier()
     final = None
     if is_main:
-        final = save_weights(work_dir / "final.safetensors", model, {"variant": cfg.variant})
+        final_model = ema.module if ema is not None else model
+        meta = _weights_metadata(cfg, mix, lineage, cfg.epochs, iteration * people_per_step,
+                                 history[-1] if history else {})
+        final = save_weights(work_dir / "final.safetensors", final_model, meta)
     return TrainResult(work_dir=work_dir, epochs_run=cfg.epochs - start_epoch, history=history,
                        final_weights=final, best_metric=best)
+
+
+def train_step(model: torch.nn.Module, batch: dict, optimizer: torch.optim.Optimizer, criterion: torch.nn.Module,
+               scaler: torch.amp.GradScaler, device: torch.device, use_amp: bool = False) -> float:
+    """One optimizer step on a collated batch; returns the batch's summed loss (not checked for
+    finiteness: the caller decides). ``benchmarks.train_speed`` times exactly this."""
+    images = batch["image"].to(device, non_blocking=True)
+    targets = (batch["target_x"].to(device), batch["target_y"].to(device))
+    weights = batch["target_weight"].to(device)
+    with torch.autocast(device.type, enabled=use_amp):
+        pred = model(images)
+    loss = criterion((pred[0].float(), pred[1].float()), targets, weights)
+    if not torch.isfinite(loss):
+        return float(loss.item())
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return float(loss.item())
+
+
+def _validation_sets(cfg: TrainConfig, mix, spec: PoseSpec) -> list:
+    """The mix's held-out people (human labels), plus ``val_ann`` as an extra, reported set."""
+    if mix is None:
+        return []
+    from ..evaluation.holdout import coco_gt_set, validation_sets
+
+    sets = validation_sets(mix, spec)
+    if cfg.val_ann:
+        sets.append(coco_gt_set("extra:" + Path(cfg.val_ann).stem, cfg.val_ann, cfg.val_images, spec))
+    return sets
+
+
+def _init_lineage(init_weights: str) -> list[dict]:
+    """The runs behind ``init_weights`` (from its safetensors metadata), oldest first."""
+    if not init_weights or not str(init_weights).endswith(".safetensors"):
+        return [{"init": Path(init_weights).name}] if init_weights else []
+    from safetensors import safe_open
+
+    with safe_open(str(init_weights), "pt") as f:
+        meta = f.metadata() or {}
+    past = json.loads(meta["lineage"]) if "lineage" in meta else []
+    if not past:
+        past = [{k: meta[k] for k in ("recipe", "epochs", "status", "coco_fixture_ap_gt_boxes") if k in meta}]
+    return past
+
+
+def _weights_metadata(cfg: TrainConfig, mix, lineage: list[dict], epochs: int, people_seen: int,
+                      record: dict) -> dict[str, str]:
+    """safetensors metadata: what these weights are and where they come from."""
+    run = {"epochs": epochs, "people_seen": people_seen, "batch_size": cfg.batch_size, "base_lr": cfg.base_lr,
+           "lr_schedule": cfg.lr_schedule, "ema_decay": cfg.ema_decay, "weight_decay": cfg.weight_decay,
+           "photometric": cfg.photometric,
+           "mix": mix.describe() if mix is not None else Path(cfg.train_ann).name}
+    return {"variant": cfg.variant, "epoch": str(epochs), "people_seen": str(people_seen),
+            "lineage": json.dumps(lineage + [run]), "val": json.dumps(record.get("val", {})),
+            "val_score": str(record.get("val_score", "")),
+            "mix": json.dumps(mix.summary()) if mix is not None else ""}
 
 
 def evaluate_config(model: torch.nn.Module, cfg: TrainConfig, spec: PoseSpec) -> dict:
