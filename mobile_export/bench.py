@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-import starpose  # torch-free at import (its network names load on first use)
+from starpose.sample_data import SAMPLES_DIR  # torch-free at import (so are starpose's network names)
 
 __all__ = ["BenchTarget", "BenchRow", "BenchReport", "collect_targets", "eager_target", "run_bench",
            "machine_description"]
@@ -43,8 +43,8 @@ __all__ = ["BenchTarget", "BenchRow", "BenchReport", "collect_targets", "eager_t
 EAGER = "eager"
 # format name → its module's open_runner (the modules FORMATS is built from; imported one at a time)
 FORMAT_MODULES = ("executorch", "coreml", "tflite", "torchscript", "onnx")
-# the packaged sample photo (``starpose.models.weights.SAMPLES_DIR``), found without importing torch
-SAMPLE_IMAGE = Path(starpose.__file__).resolve().parent / "assets" / "samples" / "skier.jpg"
+# a packaged sample photo (``starpose.sample_data``, which imports no torch)
+SAMPLE_IMAGE = SAMPLES_DIR / "astronaut.jpg"
 
 
 @dataclass
@@ -160,7 +160,7 @@ def collect_targets(paths: Iterable[str | Path]) -> list[BenchTarget]:
 
 
 def _sample_crop(h: int, w: int) -> np.ndarray:
-    """A real person crop at the input size: the bundled skier photo, whole frame resized."""
+    """A real person crop at the input size: the bundled astronaut photo, whole frame resized."""
     import cv2
 
     path = SAMPLE_IMAGE

@@ -1,9 +1,10 @@
 """Parity as a value: an artifact, run in its real runtime on real person crops, against the
 eager PyTorch model decoded by the numpy reference (:mod:`starpose.processing`).
 
-Crops come from COCO-format ground truth boxes (the repository's ``tests/data/coco`` fixture by
-default), cut exactly as the apps cut them: ``bbox_xywh_to_cs`` with the spec's padding and
-aspect ratio, then ``top_down_affine``. The report holds:
+Crops come from COCO-format ground truth boxes (by default the project's COCO fixture, read from
+the shared data folder beside a source checkout, else the person boxes of the packaged sample
+photos: :func:`default_crop_source`), cut exactly as the apps cut them: ``bbox_xywh_to_cs`` with
+the spec's padding and aspect ratio, then ``top_down_affine``. The report holds:
 
 - ``mean_kpt_px`` / ``max_kpt_px``: keypoint distance to the reference in crop pixels (an
   artifact with image-pixel outputs is mapped back into the crop first);
@@ -45,7 +46,7 @@ from starpose.spec import PoseSpec
 from .base import Runner
 
 __all__ = ["Crop", "Thresholds", "THRESHOLDS", "PCK_RADIUS", "SCORE_BANDS", "ParityReport", "coco_crops",
-           "default_coco_json", "measure_parity", "score_bands"]
+           "default_coco_json", "default_crop_source", "measure_parity", "score_bands"]
 
 PCK_RADIUS = 0.05  # fraction of the crop height (12.8 px at 256x192)
 REFERENCE_HEIGHT = 256  # the pixel thresholds below are stated for 256-pixel-high crops
@@ -92,9 +93,20 @@ class Crop:
 
 
 def default_coco_json() -> Path | None:
-    """``tests/data/coco/test_coco.json`` of a source checkout, where there is one."""
-    path = Path(__file__).resolve().parents[1] / "tests" / "data" / "coco" / "test_coco.json"
-    return path if path.is_file() else None
+    """The human-labelled COCO fixture (14 people) of a source checkout, read in place from the
+    project's shared data folder (``../shared/fixtures/coco/test_coco.json``); None where that
+    folder is absent (a fresh clone, an installed wheel)."""
+    from starpose.sample_data import shared_fixture
+
+    return shared_fixture("coco/test_coco.json")
+
+
+def default_crop_source() -> Path:
+    """Where parity crops come from when none are named: the COCO fixture where it is present,
+    else the person boxes of the packaged sample photos (``people.json``, 3 people)."""
+    from starpose.sample_data import SAMPLE_PEOPLE
+
+    return default_coco_json() or SAMPLE_PEOPLE
 
 
 def coco_crops(coco_json: Path, spec: PoseSpec, image_dir: Path | None = None, limit: int | None = None) -> list[Crop]:

@@ -23,7 +23,7 @@ from .base import ArtifactLoadError, MissingExtraError, ObservedIO, RuntimeUnava
 from .formats import FORMATS, exporter_for
 from .manifest import MANIFEST_NAME, ManifestError, check_entry, read_manifest
 from .metadata import MetadataError, read_metadata_file, sidecar_path
-from .parity import Crop, ParityReport, coco_crops, default_coco_json, measure_parity
+from .parity import Crop, ParityReport, coco_crops, default_crop_source, measure_parity
 from .source import WeightsError, reference_model
 
 __all__ = ["Check", "ArtifactResult", "VerifyReport", "verify", "expected_io", "compare_io"]
@@ -57,6 +57,7 @@ class VerifyReport:
     root: Path
     results: list[ArtifactResult]
     problems: list[Check] = field(default_factory=list)  # directory-level
+    crops: Path | None = None  # the COCO json the parity crops come from
 
     @property
     def ok(self) -> bool:
@@ -66,6 +67,7 @@ class VerifyReport:
         return {
             "path": str(self.root),
             "ok": self.ok,
+            "crops": str(self.crops) if self.crops else None,
             "problems": [asdict(c) for c in self.problems],
             "artifacts": [
                 {"name": r.name, "format": r.format, "ok": r.ok, "checks": [asdict(c) for c in r.checks],
@@ -78,7 +80,7 @@ class VerifyReport:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
 
     def render(self) -> str:
-        lines = [f"verify {self.root}"]
+        lines = [f"verify {self.root}" + (f" (parity crops: {self.crops})" if self.crops else "")]
         for c in self.problems:
             lines.append(f"  {_mark(c.ok)} {c.name}: {c.detail}")
         for r in self.results:
@@ -111,7 +113,8 @@ def verify(
     root = path.parent if is_artifact else path
     if not is_artifact and not path.is_dir():
         raise ValueError(f"{path}: not an artifact of a known format ({_suffixes()}) nor a directory")
-    report = VerifyReport(root=path, results=[])
+    crops_json = Path(coco_json) if coco_json else default_crop_source()
+    report = VerifyReport(root=path, results=[], crops=crops_json)
     try:
         manifest = read_manifest(root)
     except ManifestError as e:
@@ -129,7 +132,7 @@ def verify(
     crops_cache: dict[str, list[Crop]] = {}
     for name in names:
         report.results.append(
-            _verify_artifact(root / name, manifest, weights=weights, coco_json=coco_json, max_crops=max_crops,
+            _verify_artifact(root / name, manifest, weights=weights, coco_json=crops_json, max_crops=max_crops,
                              crops_cache=crops_cache)
         )
     return report
@@ -144,7 +147,7 @@ def _verify_artifact(
     manifest: dict[str, Any] | None,
     *,
     weights: str | Path | None,
-    coco_json: Path | None,
+    coco_json: Path,
     max_crops: int | None,
     crops_cache: dict[str, list[Crop]],
 ) -> ArtifactResult:
@@ -230,10 +233,7 @@ def _verify_artifact(
     except WeightsError as e:
         result.add("reference", False, str(e))
         return result
-    json_path = Path(coco_json) if coco_json else default_coco_json()
-    if json_path is None:
-        result.add("parity", False, "no crops: pass --coco-json (a COCO keypoints json with its images)")
-        return result
+    json_path = Path(coco_json)
     key = f"{json_path}|{meta['spec']['input_size']}|{meta['spec']['bbox_padding']}"
     try:
         if key not in crops_cache:

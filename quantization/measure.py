@@ -7,7 +7,7 @@ then timed in interleaved rounds (order reversed every other round) so that a no
 affects them alike; medians over all runs and per round are reported.
 
     python -m quantization.measure --variant starpose_t --weights runs/fixture/final.safetensors \\
-        --calib tests/data/coco --out int8_vs_fp32_starpose_t.json
+        --calib ../shared/fixtures/coco --out int8_vs_fp32_starpose_t.json
 """
 from __future__ import annotations
 

@@ -292,15 +292,19 @@ def export_cmd(fmt, precision, variant, weights, seed, out_dir, affine, raw_outp
 
 
 def _calibration_source(calib_data: str | None):
-    """``--calib-data``, or the repository's test fixture (a source checkout) with a warning."""
+    """``--calib-data``, or in a source checkout the project's COCO fixture (read in place from the
+    shared data folder beside it) with a warning; without either, a usage error."""
     from mobile_export.parity import default_coco_json
     from quantization.calibration import resolve_coco_source
 
     if calib_data is None:
         fixture = default_coco_json()
         if fixture is None:
-            raise click.UsageError("int8 needs calibration people: pass --calib-data (a COCO keypoints json or folder)")
-        click.echo(f"calibrating on the test fixture {fixture} (a handful of people); pass --calib-data for a real set")
+            raise click.UsageError(
+                "int8 needs calibration people: pass --calib-data (a COCO keypoints json with its images, or a "
+                "folder holding one); the default, the project's COCO fixture in ../shared/fixtures/coco beside a "
+                "source checkout, is not on this machine")
+        click.echo(f"calibrating on the COCO fixture {fixture} (a handful of people); pass --calib-data for a real set")
         calib_data = str(fixture)
     return resolve_coco_source(calib_data)
 
@@ -404,7 +408,8 @@ def qat_cmd(variant, weights, seed, data, images, val_data, val_images, epochs, 
 @click.argument("path", type=click.Path(exists=True))
 @click.option("--weights", default=None, help="Weights file the artifact was exported from (random/packaged ones are rebuilt).")
 @click.option("--coco-json", type=click.Path(dir_okay=False, exists=True), default=None,
-              help="COCO keypoints json (images next to it) for the parity crops; default: the repo's test fixture.")
+              help="COCO keypoints json (images next to it) for the parity crops; default: the COCO fixture in "
+                   "../shared/fixtures beside a source checkout, else the packaged sample photos' people.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Also write the reports as JSON.")
 def verify_cmd(path, weights, coco_json, json_out) -> None:
     """Check an artifact or export directory: manifest sha256, metadata, inputs/outputs, and parity
@@ -494,12 +499,13 @@ def predict_cmd(sources, sample, out_dir, variant, weights, detections, det_thr,
 
     from .data.errors import DataError
     from .models.checkpoint import CheckpointError
-    from .models.weights import SAMPLES_DIR, default_keypoint_threshold, load_model
+    from .models.weights import default_keypoint_threshold, load_model
     from .predict import PosePredictor, predict_paths
+    from .sample_data import sample_photos
 
     paths = [Path(s) for s in sources]
     if sample:
-        paths += sorted(p for p in SAMPLES_DIR.iterdir() if p.suffix.lower() in {".jpg", ".png"})
+        paths += sample_photos()
     if not paths:
         raise click.UsageError("give images, folders or videos (or --sample)")
     try:

@@ -1,4 +1,11 @@
-"""Shared test paths and small fixtures. Test data lives in tests/data (see its README)."""
+"""Shared test paths and small fixtures.
+
+Real photos and labels (tiny COCO / CrowdPose / MPII slices) and the released network's golden
+outputs are not copied into the repo: they are read in place from the project's shared data
+folder ``../shared`` (beside the repository), through :func:`shared`, which skips the test and
+names the missing folder where it is absent (a fresh clone has none). What the project
+generates itself lives in ``tests/golden`` and ``tests/data`` (see its README).
+"""
 from __future__ import annotations
 
 import os
@@ -9,21 +16,29 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 TESTS = Path(__file__).resolve().parent
-DATA = TESTS / "data"
-REFERENCE = DATA / "reference"
-COCO_DIR = DATA / "coco"
-COCO_JSON = COCO_DIR / "test_coco.json"
-COCO_DET = COCO_DIR / "test_coco_det_AP_H_56.json"
-CROWD_DIR = DATA / "crowdpose"
-CROWD_JSON = CROWD_DIR / "test_crowdpose.json"
-CROWD_DET = CROWD_DIR / "test_crowdpose_det_AP_40.json"
-MPII_DIR = DATA / "mpii"
-MPII_JSON = MPII_DIR / "test_mpii.json"
+SHARED = TESTS.parent.parent / "shared"
+
+# Paths under ../shared; pass them to shared() to use them.
+REFERENCE = "reference"
+COCO_DIR = "fixtures/coco"
+COCO_JSON = "fixtures/coco/test_coco.json"
+COCO_DET = "fixtures/coco/test_coco_det_AP_H_56.json"
+CROWD_DIR = "fixtures/crowdpose"
+CROWD_JSON = "fixtures/crowdpose/test_crowdpose.json"
+CROWD_DET = "fixtures/crowdpose/test_crowdpose_det_AP_40.json"
+MPII_DIR = "fixtures/mpii"
+MPII_JSON = "fixtures/mpii/test_mpii.json"
 
 
-@pytest.fixture(scope="session")
-def data_dir() -> Path:
-    return DATA
+def shared(relative: str) -> Path:
+    """``../shared/<relative>``, read in place. Where it is missing, the calling test (or
+    fixture) is skipped with a reason that names the first missing folder."""
+    path = SHARED / relative
+    if not path.exists():
+        missing = next(p for p in [SHARED, *reversed(path.parents), path] if not p.exists())
+        pytest.skip(f"needs {missing}, which is absent: real fixtures and golden outputs are read "
+                    f"in place from the project's shared data folder ({SHARED.name}/ beside the repository)")
+    return path
 
 
 @pytest.fixture(scope="session")

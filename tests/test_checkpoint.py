@@ -11,11 +11,11 @@ from safetensors.torch import load_file, save_file
 
 from starpose import CheckpointError, create_model, load_mmpose_checkpoint
 
-from conftest import REFERENCE
+from conftest import REFERENCE, shared
 
 
 def _release_state() -> dict:
-    g = load_file(str(REFERENCE / "starpose_t_golden.safetensors"))
+    g = load_file(str(shared(REFERENCE) / "starpose_t_golden.safetensors"))
     return {k[len("model."):]: v for k, v in g.items() if k.startswith("model.")}
 
 
@@ -49,7 +49,7 @@ def test_loads_an_mmengine_pth_without_unpickling_its_objects(tmp_path):
     with pytest.raises(Exception):  # a plain weights_only load refuses the foreign globals
         torch.load(path, weights_only=True)
     model = load_mmpose_checkpoint(path, "t")
-    g = load_file(str(REFERENCE / "starpose_t_golden.safetensors"))
+    g = load_file(str(shared(REFERENCE) / "starpose_t_golden.safetensors"))
     with torch.no_grad():
         sx, _ = model(g["input"])
     assert (sx - g["simcc_x"]).abs().max() <= 1e-4

@@ -13,12 +13,12 @@ from starpose.data import (AugmentConfig, CocoIndex, DataError, KLDiscretLoss, T
                            coco_gt_samples, simcc_targets)
 from starpose.processing import apply_affine, decode_simcc, invert_affine
 
-from conftest import COCO_DET, COCO_DIR, COCO_JSON, CROWD_DIR, CROWD_JSON
+from conftest import COCO_DET, COCO_DIR, COCO_JSON, CROWD_DIR, CROWD_JSON, shared
 
 
 def test_coco_fixture_samples_and_crops():
-    idx = CocoIndex(COCO_JSON, COCO_SPEC)
-    samples = coco_gt_samples(idx, COCO_DIR)
+    idx = CocoIndex(shared(COCO_JSON), COCO_SPEC)
+    samples = coco_gt_samples(idx, shared(COCO_DIR))
     assert len(samples) == 12  # 14 people, 12 with keypoints
     ds = TopDownDataset(samples, COCO_SPEC, train=False, with_targets=True)
     item = ds[0]
@@ -31,19 +31,19 @@ def test_coco_fixture_samples_and_crops():
 
 
 def test_detection_boxes():
-    idx = CocoIndex(COCO_JSON, COCO_SPEC)
-    dets = coco_det_samples(COCO_DET, idx, COCO_DIR)
+    idx = CocoIndex(shared(COCO_JSON), COCO_SPEC)
+    dets = coco_det_samples(shared(COCO_DET), idx, shared(COCO_DIR))
     assert len(dets) == 118
-    assert len(coco_det_samples(COCO_DET, idx, COCO_DIR, score_thr=0.5)) < 118
+    assert len(coco_det_samples(shared(COCO_DET), idx, shared(COCO_DIR), score_thr=0.5)) < 118
 
 
 def test_crowdpose_fixture_loads_with_14_keypoints():
-    samples = coco_gt_samples(CocoIndex(CROWD_JSON, CROWDPOSE_SPEC), CROWD_DIR)
+    samples = coco_gt_samples(CocoIndex(shared(CROWD_JSON), CROWDPOSE_SPEC), shared(CROWD_DIR))
     assert samples and samples[0].keypoints.shape == (14, 2)
 
 
 def test_augmentation_is_deterministic_per_seed_epoch_index_and_varies():
-    samples = coco_gt_samples(CocoIndex(COCO_JSON, COCO_SPEC), COCO_DIR)
+    samples = coco_gt_samples(CocoIndex(shared(COCO_JSON), COCO_SPEC), shared(COCO_DIR))
     ds = TopDownDataset(samples, COCO_SPEC, train=True, seed=3)
     a, b = ds[1], ds[1]
     assert torch.equal(a["image"], b["image"])
@@ -61,7 +61,7 @@ def test_augmentation_is_deterministic_per_seed_epoch_index_and_varies():
 def test_photometric_augmentation_changes_pixels_not_geometry():
     """HSV / blur / coarse dropout act on the crop only: same warp, same targets, other pixels;
     deterministic per (seed, epoch, index); off unless asked for."""
-    samples = coco_gt_samples(CocoIndex(COCO_JSON, COCO_SPEC), COCO_DIR)
+    samples = coco_gt_samples(CocoIndex(shared(COCO_JSON), COCO_SPEC), shared(COCO_DIR))
     assert AugmentConfig().hsv_prob == AugmentConfig().dropout_prob == 0.0  # the release recipe's default
     plain = TopDownDataset(samples, COCO_SPEC, train=True, seed=5)
     strong = TopDownDataset(samples, COCO_SPEC, train=True, seed=5, augment=AugmentConfig.with_photometric())
@@ -81,7 +81,7 @@ def test_photometric_augmentation_changes_pixels_not_geometry():
 
 
 def test_flip_augmentation_swaps_left_and_right():
-    samples = coco_gt_samples(CocoIndex(COCO_JSON, COCO_SPEC), COCO_DIR)
+    samples = coco_gt_samples(CocoIndex(shared(COCO_JSON), COCO_SPEC), shared(COCO_DIR))
     plain = TopDownDataset(samples, COCO_SPEC, train=True, augment=AugmentConfig.none())[0]
     flipped = TopDownDataset(samples, COCO_SPEC, train=True,
                              augment=AugmentConfig(flip_prob=1.0, half_body_prob=0, shift_prob=0, scale_prob=0,
@@ -111,7 +111,7 @@ def test_simcc_targets_and_loss():
 
 def _copy_fixture(tmp_path):
     d = tmp_path / "coco"
-    shutil.copytree(COCO_DIR, d)
+    shutil.copytree(shared(COCO_DIR), d)
     return d, json.loads((d / "test_coco.json").read_text())
 
 
@@ -132,7 +132,7 @@ def test_keypoints_of_wrong_length(tmp_path):
     with pytest.raises(DataError, match=r"short\.json.*keypoints has 48 values, expected 51"):
         CocoIndex(p, COCO_SPEC)
     with pytest.raises(DataError, match="has 17 keypoints, the crowdpose spec has 14"):
-        CocoIndex(COCO_JSON, CROWDPOSE_SPEC)
+        CocoIndex(shared(COCO_JSON), CROWDPOSE_SPEC)
 
 
 def test_box_outside_the_image(tmp_path):
@@ -166,4 +166,4 @@ def test_invalid_json_and_detections(tmp_path):
     dets = tmp_path / "dets.json"
     dets.write_text(json.dumps([{"image_id": 123456, "bbox": [0, 0, 10, 10], "score": 1.0, "category_id": 1}]))
     with pytest.raises(DataError, match=r"dets\.json.*image_id 123456"):
-        coco_det_samples(dets, CocoIndex(COCO_JSON, COCO_SPEC), COCO_DIR)
+        coco_det_samples(dets, CocoIndex(shared(COCO_JSON), COCO_SPEC), shared(COCO_DIR))

@@ -14,11 +14,11 @@ from starpose.cli import main
 from starpose.data.mpii import mpii_samples
 from starpose.evaluation.pckh import evaluate_mpii, pckh, pckh_from_mat
 
-from conftest import CROWD_DET, CROWD_DIR, CROWD_JSON, MPII_DIR, MPII_JSON
+from conftest import CROWD_DET, CROWD_DIR, CROWD_JSON, MPII_DIR, MPII_JSON, shared
 
 
 def _mpii_gt():
-    anns = json.loads(MPII_JSON.read_text())
+    anns = json.loads(shared(MPII_JSON).read_text())
     joints = np.array([a["joints"] for a in anns], dtype=np.float64)  # 1-based MATLAB pixels
     vis = np.array([a["joints_vis"] for a in anns], dtype=np.float64)
     return anns, joints, vis
@@ -55,7 +55,7 @@ def _reference_pckh(pred_1based, joints, vis, head_sizes, thr=0.5):
 
 def test_mpii_reader_center_scale_protocol():
     anns, joints, _ = _mpii_gt()
-    s = mpii_samples(MPII_JSON, MPII_DIR)
+    s = mpii_samples(shared(MPII_JSON), shared(MPII_DIR))
     assert len(s) == 5
     np.testing.assert_allclose(s[0].keypoints, joints[0] - 1)
     c = np.array(anns[0]["center"])
@@ -81,33 +81,33 @@ def test_mpii_end_to_end_and_missing_mat(tmp_path):
     _, joints, vis = _mpii_gt()
     _write_gt_mat(tmp_path / "gt.mat", joints, vis)
     model = create_model("starpose_t", spec=MPII_SPEC).eval()
-    out = evaluate_mpii(model, MPII_SPEC, MPII_JSON, MPII_DIR, tmp_path / "gt.mat", flip=True)
+    out = evaluate_mpii(model, MPII_SPEC, shared(MPII_JSON), shared(MPII_DIR), tmp_path / "gt.mat", flip=True)
     assert set(out["metrics"]) >= {"PCKh", "PCKh@0.1", "Head", "Ankle"}
     assert out["keypoints"].shape == (5, 16, 2)
     from starpose.data import DataError
 
     with pytest.raises(DataError, match="nope.mat.*not found"):
-        evaluate_mpii(model, MPII_SPEC, MPII_JSON, MPII_DIR, tmp_path / "nope.mat", flip=False)
+        evaluate_mpii(model, MPII_SPEC, shared(MPII_JSON), shared(MPII_DIR), tmp_path / "nope.mat", flip=False)
 
 
 def test_mpii_bad_entries(tmp_path):
-    anns = json.loads(MPII_JSON.read_text())
+    anns = json.loads(shared(MPII_JSON).read_text())
     anns[1]["joints"] = anns[1]["joints"][:10]
     p = tmp_path / "mpii_val.json"
     p.write_text(json.dumps(anns))
     from starpose.data import DataError
 
     with pytest.raises(DataError, match=r"mpii_val\.json.*entry 1: joints has shape \(10, 2\)"):
-        mpii_samples(p, MPII_DIR)
+        mpii_samples(p, shared(MPII_DIR))
 
 
 def test_crowdpose_eval_cli_with_detections_in_release_layout(tmp_path):
     root = tmp_path / "data"
     ann = root / "crowdpose" / "annotations"
     ann.mkdir(parents=True)
-    shutil.copytree(CROWD_DIR, root / "crowdpose" / "images", ignore=shutil.ignore_patterns("*.json"))
-    shutil.copy(CROWD_JSON, ann / "mmpose_crowdpose_test.json")
-    shutil.copy(CROWD_DET, ann / "det_for_crowd_test_0.1_0.5.json")
+    shutil.copytree(shared(CROWD_DIR), root / "crowdpose" / "images", ignore=shutil.ignore_patterns("*.json"))
+    shutil.copy(shared(CROWD_JSON), ann / "mmpose_crowdpose_test.json")
+    shutil.copy(shared(CROWD_DET), ann / "det_for_crowd_test_0.1_0.5.json")
     out = tmp_path / "m.json"
     r = CliRunner().invoke(main, ["eval", "--dataset", "crowdpose", "--data-root", str(root), "--boxes", "det",
                                   "--weights", "random", "--variant", "starpose_t", "--no-flip", "--json", str(out)])

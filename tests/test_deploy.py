@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import collections
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -17,27 +16,28 @@ from starpose.models.deploy import BandedDepthwiseConv2d, StarPoseDeploy, repara
 from starpose.processing import bbox_xywh_to_cs, normalize_image, top_down_affine
 from starpose.spec import COCO_SPEC
 
-DATA = Path(__file__).parent / "data"
-REF = DATA / "reference"
+from conftest import COCO_DIR, COCO_JSON, REFERENCE, shared
+
 TOL = 1e-4
 
 
 def _golden_model(name: str) -> tuple[StarPose, dict[str, torch.Tensor]]:
-    golden = load_file(str(REF / f"starpose_{name}_golden.safetensors"))
+    ref = shared(REFERENCE)
+    golden = load_file(str(ref / f"starpose_{name}_golden.safetensors"))
     if name == "t":
         model = create_model("starpose_t")
     else:
-        cfg = json.loads((REF / f"starpose_{name}_manifest.json").read_text())["config"]
+        cfg = json.loads((ref / f"starpose_{name}_manifest.json").read_text())["config"]
         model = StarPose(StarPoseConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}))
     model.load_state_dict({k[len("model."):]: v for k, v in golden.items() if k.startswith("model.")})
     return model.eval(), golden
 
 
 def _real_crop() -> torch.Tensor:
-    coco = json.loads((DATA / "coco/test_coco.json").read_text())
+    coco = json.loads(shared(COCO_JSON).read_text())
     ann = coco["annotations"][0]
     image = next(i for i in coco["images"] if i["id"] == ann["image_id"])
-    bgr = cv2.imread(str(DATA / "coco" / image["file_name"]))
+    bgr = cv2.imread(str(shared(COCO_DIR) / image["file_name"]))
     assert bgr is not None
     center, scale = bbox_xywh_to_cs(np.array(ann["bbox"]), COCO_SPEC.input_size)
     crop, _ = top_down_affine(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), center, scale, COCO_SPEC.input_size)

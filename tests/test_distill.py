@@ -33,8 +33,9 @@ from starpose.distill.mapping import (
 )
 from starpose.spec import COCO_SPEC
 
+from conftest import COCO_DIR, COCO_JSON, shared
+
 REPO = Path(__file__).resolve().parents[1]
-COCO_DIR = REPO / "tests" / "data" / "coco"
 RECIPE = REPO / "recipes" / "default_weights"
 
 
@@ -321,8 +322,8 @@ def test_teacher_oks_ap_on_coco_fixture(models, flip, passes, min_ap):
     from starpose.distill.calibrate import oks_ap, teacher_results
 
     teacher = teacher_cls(models=models, flip=flip, passes=passes, detector=False)
-    ann = COCO_DIR / "test_coco.json"
-    results = teacher_results(teacher, ann, COCO_DIR)
+    ann = shared(COCO_JSON)
+    results = teacher_results(teacher, ann, shared(COCO_DIR))
     gt = json.loads(ann.read_text())["annotations"]
     assert len(results) == sum(1 for a in gt if a["num_keypoints"] > 0 and not a["iscrowd"]) == 12
     ap = oks_ap(ann, results)
@@ -335,8 +336,8 @@ def test_teacher_detects_and_segments_fixture_person():
     from starpose.distill.labels import reading_from_pose
 
     teacher = teacher_cls(models=("full",), flip=True, passes=2)
-    rgb = _read_rgb(COCO_DIR / "000000000785.jpg")
-    gt = json.loads((COCO_DIR / "test_coco.json").read_text())
+    rgb = _read_rgb(shared(COCO_DIR) / "000000000785.jpg")
+    gt = json.loads(shared(COCO_JSON).read_text())
     gt_ann = next(a for a in gt["annotations"] if a["image_id"] == 785)
     people = teacher.detect(rgb)
     assert len(people) == 1

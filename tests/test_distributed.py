@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import COCO_DIR, COCO_JSON
+from conftest import COCO_DIR, COCO_JSON, shared
 
 
 def _free_port() -> int:
@@ -19,7 +19,7 @@ def _free_port() -> int:
 
 
 def _train(work, nproc: int, batch: int) -> list[float]:
-    args = ["train", "--ann-file", str(COCO_JSON), "--img-dir", str(COCO_DIR), "--epochs", "4", "--batch-size",
+    args = ["train", "--ann-file", str(shared(COCO_JSON)), "--img-dir", str(shared(COCO_DIR)), "--epochs", "4", "--batch-size",
             str(batch), "--lr", "3e-3", "--no-scale-lr", "--warmup-iters", "1", "--no-aug", "--workers", "0",
             "--seed", "1", "--work-dir", str(work), "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
@@ -50,7 +50,7 @@ def test_killed_run_resumes_without_losing_an_epoch(tmp_path):
     import time
 
     work = tmp_path / "run"
-    args = [sys.executable, "-m", "starpose.cli", "train", "--ann-file", str(COCO_JSON), "--img-dir", str(COCO_DIR),
+    args = [sys.executable, "-m", "starpose.cli", "train", "--ann-file", str(shared(COCO_JSON)), "--img-dir", str(shared(COCO_DIR)),
             "--epochs", "3", "--batch-size", "6", "--workers", "0", "--no-aug", "--work-dir", str(work), "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(args + ["--epochs", "50"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

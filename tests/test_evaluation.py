@@ -11,7 +11,7 @@ import pytest
 from starpose import COCO_SPEC, CROWDPOSE_SPEC
 from starpose.evaluation import coco_keypoint_eval, oks_nms, write_results
 
-from conftest import COCO_JSON, CROWD_JSON
+from conftest import COCO_JSON, CROWD_JSON, shared
 
 
 def gt_as_results(path, shift=(0.0, 0.0)):
@@ -29,14 +29,14 @@ def gt_as_results(path, shift=(0.0, 0.0)):
 
 
 def test_ground_truth_scores_ap_one():
-    m = coco_keypoint_eval(COCO_JSON, gt_as_results(COCO_JSON), COCO_SPEC.sigmas)
+    m = coco_keypoint_eval(shared(COCO_JSON), gt_as_results(shared(COCO_JSON)), COCO_SPEC.sigmas)
     assert m["AP"] == pytest.approx(1.0) and m["AR"] == pytest.approx(1.0)
 
 
 def test_shifted_keypoints_score_strictly_lower():
-    perfect = coco_keypoint_eval(COCO_JSON, gt_as_results(COCO_JSON), COCO_SPEC.sigmas)["AP"]
-    small = coco_keypoint_eval(COCO_JSON, gt_as_results(COCO_JSON, (4, 3)), COCO_SPEC.sigmas)["AP"]
-    large = coco_keypoint_eval(COCO_JSON, gt_as_results(COCO_JSON, (15, 10)), COCO_SPEC.sigmas)["AP"]
+    perfect = coco_keypoint_eval(shared(COCO_JSON), gt_as_results(shared(COCO_JSON)), COCO_SPEC.sigmas)["AP"]
+    small = coco_keypoint_eval(shared(COCO_JSON), gt_as_results(shared(COCO_JSON), (4, 3)), COCO_SPEC.sigmas)["AP"]
+    large = coco_keypoint_eval(shared(COCO_JSON), gt_as_results(shared(COCO_JSON), (15, 10)), COCO_SPEC.sigmas)["AP"]
     assert perfect > small > large
 
 
@@ -44,13 +44,13 @@ def test_equals_pycocotools_called_directly(tmp_path):
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    res = gt_as_results(COCO_JSON, (5, -4))
+    res = gt_as_results(shared(COCO_JSON), (5, -4))
     path = write_results(res, tmp_path / "res.json")
     with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO(str(COCO_JSON))
+        gt = COCO(str(shared(COCO_JSON)))
         ev = COCOeval(gt, gt.loadRes(str(path)), "keypoints")
         ev.evaluate(), ev.accumulate(), ev.summarize()
-    ours = coco_keypoint_eval(COCO_JSON, path, COCO_SPEC.sigmas)
+    ours = coco_keypoint_eval(shared(COCO_JSON), path, COCO_SPEC.sigmas)
     np.testing.assert_allclose(list(ours.values()), ev.stats, atol=1e-12)
 
 
@@ -58,13 +58,13 @@ def test_crowdpose_mode_uses_xtcocotools():
     from xtcocotools.coco import COCO
     from xtcocotools.cocoeval import COCOeval
 
-    perfect = coco_keypoint_eval(CROWD_JSON, gt_as_results(CROWD_JSON), CROWDPOSE_SPEC.sigmas, mode="crowdpose")
+    perfect = coco_keypoint_eval(shared(CROWD_JSON), gt_as_results(shared(CROWD_JSON)), CROWDPOSE_SPEC.sigmas, mode="crowdpose")
     assert perfect["AP"] == pytest.approx(1.0)
-    res = gt_as_results(CROWD_JSON, (6, 2))
-    shifted = coco_keypoint_eval(CROWD_JSON, res, CROWDPOSE_SPEC.sigmas, mode="crowdpose")
+    res = gt_as_results(shared(CROWD_JSON), (6, 2))
+    shifted = coco_keypoint_eval(shared(CROWD_JSON), res, CROWDPOSE_SPEC.sigmas, mode="crowdpose")
     assert shifted["AP"] < 1.0
     with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO(str(CROWD_JSON))
+        gt = COCO(str(shared(CROWD_JSON)))
         ev = COCOeval(gt, gt.loadRes(res), "keypoints_crowd", np.array(CROWDPOSE_SPEC.sigmas), use_area=False)
         ev.params.useSegm = None
         ev.evaluate(), ev.accumulate(), ev.summarize()

@@ -36,8 +36,9 @@ from mobile_export.verify import compare_io, expected_io, verify  # noqa: E402
 from starpose.cli import main  # noqa: E402
 from starpose.spec import CROWDPOSE_SPEC  # noqa: E402
 
+from conftest import COCO_JSON, shared  # noqa: E402
+
 TESTS = Path(__file__).resolve().parent
-COCO_JSON = TESTS / "data" / "coco" / "test_coco.json"
 RUNNABLE = ["starpose_t_xnnpack_fp32.pte", "starpose_t_fp32.tflite", "starpose_t_fp32.pt", "starpose_t_fp32.ptl",
             "starpose_t_fp32.onnx"]
 ALL = RUNNABLE + ["starpose_t_coreml_fp32.pte", "starpose_t_fp32.mlpackage"]
@@ -310,7 +311,7 @@ def test_raw_and_affine_outputs_in_lite_interpreter(tmp_path, seeded):
     assert parity is not None and parity.passed, rep.render()
     assert parity.raw_max_abs is not None and parity.raw_max_abs < 1e-4 and parity.raw_mean_abs < 1e-5
     assert parity.mean_kpt_px < 1e-3  # image-pixel outputs mapped back into the crop
-    crop = coco_crops(COCO_JSON, model.spec, limit=1)[0]
+    crop = coco_crops(shared(COCO_JSON), model.spec, limit=1)[0]
     out = FORMATS["torchscript"].open_runner(ptl, meta)(crop.image, crop.crop_to_image)
     assert out["keypoints"].shape == (1, 17, 2) and out["simcc_x"].shape == (1, 17, 384)
 

@@ -28,8 +28,9 @@ from mobile_export.source import WeightsError, reference_model, resolve_model
 from starpose.processing import decode_simcc, keypoints_to_image, normalize_image
 from starpose.spec import CROWDPOSE_SPEC
 
+from conftest import COCO_JSON, shared
+
 TESTS = Path(__file__).resolve().parent
-COCO_JSON = TESTS / "data" / "coco" / "test_coco.json"
 GOLDEN = TESTS / "golden"
 
 
@@ -41,7 +42,7 @@ def model() -> torch.nn.Module:
 
 @pytest.fixture(scope="module")
 def crops(model):
-    return coco_crops(COCO_JSON, model.spec)
+    return coco_crops(shared(COCO_JSON), model.spec)
 
 
 def _reference(model, crop):

@@ -9,20 +9,17 @@ from safetensors.torch import load_file
 
 from starpose import StarPose, StarPoseConfig, load_mmpose_checkpoint
 
-from conftest import REFERENCE
+from conftest import REFERENCE, shared
 
 TOL = 1e-4
 
 
 def _golden(name: str):
-    path = REFERENCE / f"starpose_{name}_golden.safetensors"
-    if not path.is_file():
-        pytest.skip(f"{path} missing (copied from the shared reference folder)")
-    return load_file(str(path))
+    return load_file(str(shared(f"{REFERENCE}/starpose_{name}_golden.safetensors")))
 
 
 def _model_from_manifest(name: str) -> StarPose:
-    c = json.loads((REFERENCE / f"starpose_{name}_manifest.json").read_text())["config"]
+    c = json.loads((shared(REFERENCE) / f"starpose_{name}_manifest.json").read_text())["config"]
     return StarPose(StarPoseConfig(embed_dims=c["embed_dims"], num_layers=tuple(c["num_layers"]),
                                    prm_ratio=tuple(c["prm_ratio"]), dr_ratio=tuple(c["dr_ratio"]),
                                    structure=c["structure"]))

@@ -10,13 +10,13 @@ from torch.utils.flop_counter import FlopCounterMode
 import starpose
 from starpose import COCO_SPEC, CROWDPOSE_SPEC, MPII_SPEC, create_model, list_models
 
-from conftest import REFERENCE
+from conftest import REFERENCE, shared
 
 VARIANTS = ["starpose_t", "starpose_s", "starpose_m", "starpose_l"]
 
 
 def manifest(name: str) -> dict:
-    return json.loads((REFERENCE / f"{name.replace('starpose_', 'starpose_')}_manifest.json").read_text())
+    return json.loads((shared(REFERENCE) / f"{name.replace('starpose_', 'starpose_')}_manifest.json").read_text())
 
 
 def test_registry_lists_the_four_variants():

@@ -3,7 +3,6 @@ MACs (torch flop counter / 2) within 2 %, and output shapes, per peers_manifest.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,28 +10,35 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.peers import create_peer, list_peers
 
-MANIFEST = json.loads((Path(__file__).parent / "data/reference/peers_manifest.json").read_text())
+from conftest import REFERENCE, shared
+
+PEERS = sorted(list_peers())
 
 
-def test_registry_covers_the_manifest():
-    assert set(list_peers()) == set(MANIFEST)
+@pytest.fixture(scope="module")
+def manifest() -> dict:
+    return json.loads(shared(f"{REFERENCE}/peers_manifest.json").read_text())
+
+
+def test_registry_covers_the_manifest(manifest):
+    assert set(PEERS) == set(manifest)
     with pytest.raises(ValueError, match="unknown peer"):
         create_peer("litehrnet_99")
 
 
-@pytest.mark.parametrize("name", sorted(MANIFEST))
-def test_state_dict_matches_mmpose(name):
-    ref = MANIFEST[name]["state_dict"]
+@pytest.mark.parametrize("name", PEERS)
+def test_state_dict_matches_mmpose(name, manifest):
+    ref = manifest[name]["state_dict"]
     ours = {k: list(v.shape) for k, v in create_peer(name).state_dict().items()}
     assert sorted(set(ref) - set(ours)) == [], "keys MMPose has and we lack"
     assert sorted(set(ours) - set(ref)) == [], "keys we have and MMPose lacks"
     assert {k: v for k, v in ours.items() if v != list(ref[k])} == {}
 
 
-@pytest.mark.parametrize("name", sorted(MANIFEST))
-def test_params_macs_and_outputs(name):
+@pytest.mark.parametrize("name", PEERS)
+def test_params_macs_and_outputs(name, manifest):
     torch.manual_seed(0)
-    ref = MANIFEST[name]
+    ref = manifest[name]
     net = create_peer(name)
     assert not net.training
     assert sum(p.numel() for p in net.parameters()) == ref["params"]
@@ -46,7 +52,7 @@ def test_params_macs_and_outputs(name):
     assert gmacs == pytest.approx(ref["gmacs_256x192"], rel=0.02)
 
 
-@pytest.mark.parametrize("name", sorted(MANIFEST))
+@pytest.mark.parametrize("name", PEERS)
 def test_output_depends_on_input_everywhere_it_should(name):
     """A real forward pass, not a constant: different crops give different outputs, batch rows
     are independent."""

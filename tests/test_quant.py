@@ -16,7 +16,7 @@ from starpose.models.deploy import BandedDepthwiseConv2d, reparameterize_model
 from starpose.models.starpose import StarPose, StarPoseConfig
 from starpose.spec import COCO_SPEC
 
-from conftest import COCO_DIR, COCO_JSON
+from conftest import COCO_DIR, COCO_JSON, shared
 
 pytest.importorskip("torchao")
 
@@ -167,15 +167,15 @@ def test_int8_depthwise_variant_of_a_scheme():
 
 
 def test_coco_source_resolution(tmp_path):
-    src = resolve_coco_source(COCO_JSON)
-    assert src.ann_file == COCO_JSON and src.image_dir == COCO_DIR
-    assert resolve_coco_source(COCO_DIR).ann_file == COCO_JSON
+    src = resolve_coco_source(shared(COCO_JSON))
+    assert src.ann_file == shared(COCO_JSON) and src.image_dir == shared(COCO_DIR)
+    assert resolve_coco_source(shared(COCO_DIR)).ann_file == shared(COCO_JSON)
     with pytest.raises(DataError, match="no such annotation file"):
         resolve_coco_source(tmp_path / "missing.json")
     with pytest.raises(DataError, match="expected one COCO keypoints json"):
         resolve_coco_source(tmp_path)
     with pytest.raises(DataError, match="images folder not found"):
-        resolve_coco_source(COCO_JSON, tmp_path / "nope")
+        resolve_coco_source(shared(COCO_JSON), tmp_path / "nope")
     bad = tmp_path / "bad.json"
     bad.write_text('{"images": []}')
     with pytest.raises(DataError, match="annotations"):
@@ -183,7 +183,7 @@ def test_coco_source_resolution(tmp_path):
 
 
 def test_calibration_loader_yields_normalized_person_crops():
-    src = resolve_coco_source(COCO_JSON)
+    src = resolve_coco_source(shared(COCO_JSON))
     loader = calibration_loader(src, SMALL, batch_size=4, limit=6)
     batches = list(calibration_batches(loader))
     assert [b.shape[0] for b in batches] == [4, 2]
@@ -201,7 +201,7 @@ def test_calibration_limit_spreads_people_over_the_file():
     assert spread_indices(5, 9) == [0, 1, 2, 3, 4]
     with pytest.raises(ValueError, match="at least 1 person"):
         spread_indices(5, 0)
-    src = resolve_coco_source(COCO_JSON)
+    src = resolve_coco_source(shared(COCO_JSON))
     every = torch.cat(list(calibration_batches(calibration_loader(src, SMALL, batch_size=16))))
     five = torch.cat(list(calibration_batches(calibration_loader(src, SMALL, batch_size=2, limit=5))))
     assert five.shape[0] == 5
@@ -218,7 +218,7 @@ def test_report_feeds_artifacts_the_datasets_own_pixels():
 
     from quantization.report import _uint8_crop
 
-    ds = person_dataset(resolve_coco_source(COCO_JSON), SMALL)
+    ds = person_dataset(resolve_coco_source(shared(COCO_JSON)), SMALL)
     for i in range(len(ds)):
         x = ds[i]["image"]
         crop = _uint8_crop(x, SMALL)
@@ -235,7 +235,7 @@ def test_ptq_converts_the_deploy_graph_with_float_head_and_norms():
 
     model = small_model()
     deploy = reparameterize_model(model)
-    src = resolve_coco_source(COCO_JSON)
+    src = resolve_coco_source(shared(COCO_JSON))
     qnet = quantize_ptq(deploy, SCHEMES["int8-ptq"], calibration_batches(calibration_loader(src, SMALL, batch_size=6)))
     assert qnet.calibration["crops"] == 12 and qnet.spec == SMALL  # the labelled non-crowd people
     gm = qnet.graph_module
@@ -276,7 +276,7 @@ def test_qat_graph_has_no_batchnorm_and_keeps_eval_outputs():
 
     deploy = reparameterize_model(small_model())
     prepared = prepare(deploy, SCHEMES["int8-qat"].executorch)
-    images = torch.cat(list(calibration_batches(calibration_loader(resolve_coco_source(COCO_JSON), SMALL, batch_size=4,
+    images = torch.cat(list(calibration_batches(calibration_loader(resolve_coco_source(shared(COCO_JSON)), SMALL, batch_size=4,
                                                                    limit=4))))
     prepared(images)  # one training-mode pass: the moving-average observers see real crops
     report = eval_mode_check(prepared, images, reference=int8_ready(deploy))
@@ -302,7 +302,7 @@ def test_qat_toward_the_fp32_model(tmp_path):
         QATConfig(targets="teacher")
     deploy = reparameterize_model(small_model())
     before = {k: v.clone() for k, v in deploy.state_dict().items()}
-    src = resolve_coco_source(COCO_JSON)
+    src = resolve_coco_source(shared(COCO_JSON))
     batch = {"image": torch.cat(list(calibration_batches(calibration_loader(src, SMALL, batch_size=4, limit=4))))}
     targets = _Fp32Targets(deploy)
     (tx, ty), weight = targets(batch)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from conftest import COCO_DIR, COCO_JSON
+from conftest import COCO_DIR, COCO_JSON, shared
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +34,7 @@ def trained_weights(tmp_path_factory):
     from starpose.train import TrainConfig
     from starpose.train.loop import train
 
-    cfg = TrainConfig(variant="starpose_t", train_ann=str(COCO_JSON), train_images=str(COCO_DIR), epochs=60,
+    cfg = TrainConfig(variant="starpose_t", train_ann=str(shared(COCO_JSON)), train_images=str(shared(COCO_DIR)), epochs=60,
                       batch_size=12, base_lr=5e-3, auto_scale_lr_base_batch=0, warmup_iters=5, lr_steps=(),
                       augment=False, val_interval=0, num_workers=0, seed=0)
     result = train(cfg, tmp_path_factory.mktemp("fixture_train"), progress=False, log=lambda m: None)
@@ -48,7 +48,7 @@ def test_ptq_and_qat_pass_the_gates(trained_weights, tmp_path):
     from quantization.run import run_qat
 
     model, info = resolve_model("starpose_t", trained_weights)
-    run = run_qat(model, info, resolve_coco_source(COCO_JSON), tmp_path, QATConfig(epochs=4, batch_size=12, lr=5e-5,
+    run = run_qat(model, info, resolve_coco_source(shared(COCO_JSON)), tmp_path, QATConfig(epochs=4, batch_size=12, lr=5e-5,
                   augment=False), formats=("executorch",), progress=False, log=lambda m: None)
     report = run.report
     fp32 = report.row("fp32")
@@ -70,7 +70,7 @@ def test_cli_int8_export_then_verify(trained_weights, tmp_path):
     runner = CliRunner()
     out = tmp_path / "int8"
     result = runner.invoke(main, ["export", "--format", "executorch", "--precision", "int8", "--weights",
-                                  str(trained_weights), "--calib-data", str(COCO_JSON), "--out", str(out)])
+                                  str(trained_weights), "--calib-data", str(shared(COCO_JSON)), "--out", str(out)])
     assert result.exit_code == 0, result.output
     pte = out / "starpose_t_xnnpack_int8_ptq.pte"
     assert pte.is_file()

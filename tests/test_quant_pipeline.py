@@ -10,7 +10,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from conftest import COCO_JSON
+from conftest import COCO_JSON, shared
 from test_quant import SMALL, small_model
 
 pytest.importorskip("executorch")
@@ -37,7 +37,7 @@ def qat_artifacts(tmp_path_factory):
     model = small_model()
     deploy = reparameterize_model(model)
     info = WeightsInfo("starpose_test-seed0", state_dict_sha256(model.state_dict()), "random", 0)
-    src = resolve_coco_source(COCO_JSON)
+    src = resolve_coco_source(shared(COCO_JSON))
     out = tmp_path_factory.mktemp("qat")
     initial = {k: v.clone() for k, v in deploy.state_dict().items()}
     qat = train_qat(deploy, src, out, QATConfig(epochs=2, batch_size=6, max_steps=3, lr=1e-3), progress=False,
@@ -46,7 +46,7 @@ def qat_artifacts(tmp_path_factory):
     paths = export_quantized(job, ["executorch", "tflite", "coreml"])
     models = {p.suffix: p for p in paths if not p.name.endswith(".json")}
     return {"model": model, "deploy": deploy, "initial": initial, "qat": qat, "out": out, "paths": models,
-            "crops": coco_crops(COCO_JSON, SMALL)[:6], "info": info}
+            "crops": coco_crops(shared(COCO_JSON), SMALL)[:6], "info": info}
 
 
 def test_qat_trains_checkpoints_and_reloads(qat_artifacts):
@@ -165,7 +165,7 @@ def test_report_row_and_markdown_from_the_int8_pte(qat_artifacts):
     from quantization.report import QuantizationReport, measure_artifact
 
     row = measure_artifact(qat_artifacts["paths"][".pte"], "int8-qat", qat_artifacts["model"],
-                           resolve_coco_source(COCO_JSON))
+                           resolve_coco_source(shared(COCO_JSON)))
     p = row.parity
     assert (p.n_crops, p.n_keypoints) == (14, 14 * 17) and row.precision == "int8"
     assert 0.0 <= row.metrics["AP"] <= 1.0 and row.gate_failures is not None
@@ -173,7 +173,7 @@ def test_report_row_and_markdown_from_the_int8_pte(qat_artifacts):
     assert (half["fraction"], quarter["fraction"]) == (0.5, 0.25)
     assert half["share"] >= 0.5 and quarter["share"] >= 0.25 and quarter["min_score"] >= half["min_score"]
     assert all(np.isfinite(b["mean_kpt_px"]) and 0.0 <= b["pck_agreement"] <= 1.0 for b in (half, quarter))
-    report = QuantizationReport("starpose_test", qat_artifacts["info"].to_dict(), str(COCO_JSON), [row])
+    report = QuantizationReport("starpose_test", qat_artifacts["info"].to_dict(), str(shared(COCO_JSON)), [row])
     md = report.markdown()
     assert "| int8-qat | starpose" in md and "surest of" in md and "top 25%" in md
     assert "top 50% by fp32 score" in p.table()
@@ -186,7 +186,7 @@ def test_report_row_and_markdown_from_the_int8_pte(qat_artifacts):
     ap = row.metrics["AP"]
     for ptq_ap, verdict in ((ap + 0.01, "BELOW PTQ's"), (ap, "at least PTQ's")):
         ptq = dataclasses.replace(row, label="int8-ptq", metrics={**row.metrics, "AP": ptq_ap})
-        both = QuantizationReport("starpose_test", qat_artifacts["info"].to_dict(), str(COCO_JSON), [ptq, row])
+        both = QuantizationReport("starpose_test", qat_artifacts["info"].to_dict(), str(shared(COCO_JSON)), [ptq, row])
         (fmt, cmp), = both.qat_vs_ptq().items()
         assert fmt == "executorch" and cmp["qat_ap_at_least_ptq"] is (verdict == "at least PTQ's")
         assert f"QAT AP {ap:.3f} vs PTQ {ptq_ap:.3f}: {verdict}" in both.markdown()
@@ -214,7 +214,7 @@ def test_dynamic_range_tflite(tmp_path):
     meta = read_metadata_file(side)
     assert "dynamic" in meta["quantization"]["activations"]
     runner = open_runner(path, meta)
-    crop = coco_crops(COCO_JSON, SMALL)[0]
+    crop = coco_crops(shared(COCO_JSON), SMALL)[0]
     out = runner(crop.image)
     with torch.no_grad():
         ref = PoseBundle(deploy, SMALL, layout="NHWC")(torch.from_numpy(crop.image[None]))
@@ -229,9 +229,9 @@ def test_cli_qat_and_int8_export_reject_bad_input(tmp_path):
     runner = CliRunner()
     result = runner.invoke(main, ["qat", "--data", str(tmp_path), "--weights", "random", "--out", str(tmp_path / "o")])
     assert result.exit_code != 0 and "expected one COCO keypoints json" in result.output
-    result = runner.invoke(main, ["qat", "--data", str(COCO_JSON), "--formats", "onnx", "--out", str(tmp_path / "o")])
+    result = runner.invoke(main, ["qat", "--data", str(shared(COCO_JSON)), "--formats", "onnx", "--out", str(tmp_path / "o")])
     assert result.exit_code != 0 and "unknown format" in result.output
-    result = runner.invoke(main, ["qat", "--data", str(COCO_JSON), "--val-images", str(tmp_path), "--out",
+    result = runner.invoke(main, ["qat", "--data", str(shared(COCO_JSON)), "--val-images", str(tmp_path), "--out",
                                   str(tmp_path / "o")])
     assert result.exit_code != 0 and "--val-images needs --val-data" in result.output
     result = runner.invoke(main, ["export", "--format", "executorch", "--int8-depthwise", "--weights", "random",
@@ -249,6 +249,6 @@ def test_cli_qat_and_int8_export_reject_bad_input(tmp_path):
     result = runner.invoke(main, ["export", "--format", "executorch", "--calib-limit", "10", "--weights", "random",
                                   "--out", str(tmp_path / "e")])
     assert result.exit_code != 0 and "are for --precision int8" in result.output
-    result = runner.invoke(main, ["qat", "--data", str(COCO_JSON), "--calib-limit", "-3", "--out", str(tmp_path / "o")])
+    result = runner.invoke(main, ["qat", "--data", str(shared(COCO_JSON)), "--calib-limit", "-3", "--out", str(tmp_path / "o")])
     assert result.exit_code != 0 and "--calib-limit" in result.output
     assert not (tmp_path / "e").exists() or not any((tmp_path / "e").iterdir())

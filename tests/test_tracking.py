@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +19,8 @@ from starpose.tracking import (
     torso_indices,
 )
 
-COCO = Path(__file__).resolve().parent / "data" / "coco" / "test_coco.json"
+from conftest import COCO_JSON, shared
+
 
 
 def _scalar_one_euro(xs, ts, min_cutoff, beta, d_cutoff):
@@ -107,7 +107,7 @@ def test_torso_indices_for_every_layout() -> None:
 
 
 def _coco_people():
-    data = json.loads(COCO.read_text())
+    data = json.loads(shared(COCO_JSON).read_text())
     sizes = {i["id"]: (i["width"], i["height"]) for i in data["images"]}
     for a in data["annotations"]:
         kp = np.asarray(a["keypoints"], dtype=np.float64).reshape(-1, 3)

@@ -14,11 +14,11 @@ from starpose.models.checkpoint import load_into
 from starpose.train import TrainConfig, get_recipe, list_recipes, lr_factor, train
 from starpose.train.checkpoint import load_checkpoint
 
-from conftest import COCO_DIR, COCO_JSON
+from conftest import COCO_DIR, COCO_JSON, shared
 
 
 def fixture_cfg(**kw) -> TrainConfig:
-    base = dict(variant="starpose_t", train_ann=str(COCO_JSON), train_images=str(COCO_DIR), batch_size=12,
+    base = dict(variant="starpose_t", train_ann=str(shared(COCO_JSON)), train_images=str(shared(COCO_DIR)), batch_size=12,
                 base_lr=5e-3, auto_scale_lr_base_batch=0, warmup_iters=5, augment=False, num_workers=0,
                 val_interval=0, lr_steps=())
     base.update(kw)
@@ -44,7 +44,7 @@ def test_training_learns_the_fixture(tmp_path):
     assert losses[-1] < losses[0] / 10
     model = create_model("starpose_t")
     load_into(model, result.final_weights)
-    metrics = evaluate_coco_style(model.eval(), COCO_SPEC, COCO_JSON, COCO_DIR, flip=False)["metrics"]
+    metrics = evaluate_coco_style(model.eval(), COCO_SPEC, shared(COCO_JSON), shared(COCO_DIR), flip=False)["metrics"]
     assert metrics["AP"] >= 0.8, metrics
     ckpt = load_checkpoint(tmp_path / "last.pt")  # weights_only load
     assert ckpt["epoch"] == 30 and not list(tmp_path.glob("*.tmp"))
@@ -84,23 +84,23 @@ def test_augmentation_reaches_dataloader_workers_every_epoch(tmp_path):
 def test_cli_train_then_eval(tmp_path):
     runner = CliRunner()
     work = tmp_path / "run"
-    r = runner.invoke(main, ["train", "--ann-file", str(COCO_JSON), "--img-dir", str(COCO_DIR), "--epochs", "1",
+    r = runner.invoke(main, ["train", "--ann-file", str(shared(COCO_JSON)), "--img-dir", str(shared(COCO_DIR)), "--epochs", "1",
                              "--batch-size", "6", "--workers", "0", "--work-dir", str(work), "--quiet",
-                             "--val-ann-file", str(COCO_JSON), "--val-img-dir", str(COCO_DIR), "--val-interval", "1"])
+                             "--val-ann-file", str(shared(COCO_JSON)), "--val-img-dir", str(shared(COCO_DIR)), "--val-interval", "1"])
     assert r.exit_code == 0, r.output
     assert (work / "final.safetensors").is_file() and (work / "best.safetensors").is_file()
     hist = json.loads((work / "history.json").read_text())
     assert "AP" in hist[0]["val"]
     out = tmp_path / "metrics.json"
-    r = runner.invoke(main, ["eval", "--dataset", "coco", "--ann-file", str(COCO_JSON), "--img-dir", str(COCO_DIR),
-                             "--boxes", "det", "--det-file", str(COCO_DIR / "test_coco_det_AP_H_56.json"),
+    r = runner.invoke(main, ["eval", "--dataset", "coco", "--ann-file", str(shared(COCO_JSON)), "--img-dir", str(shared(COCO_DIR)),
+                             "--boxes", "det", "--det-file", str(shared(COCO_DIR) / "test_coco_det_AP_H_56.json"),
                              "--weights", str(work / "final.safetensors"), "--json", str(out),
                              "--results", str(tmp_path / "res.json")])
     assert r.exit_code == 0, r.output
     assert "AP" in r.output and json.loads(out.read_text())["metrics"]["AP"] >= 0.0
     from pycocotools.coco import COCO
 
-    COCO(str(COCO_JSON)).loadRes(str(tmp_path / "res.json"))
+    COCO(str(shared(COCO_JSON))).loadRes(str(tmp_path / "res.json"))
 
 
 def test_cli_reports_missing_inputs_before_training(tmp_path):
@@ -114,6 +114,6 @@ def test_cli_reports_missing_inputs_before_training(tmp_path):
     assert r.exit_code != 0 and "bad.json" in r.output and "missing 'annotations'" in r.output
     r = runner.invoke(main, ["train", "--config", "nope"])
     assert r.exit_code != 0 and "unknown config" in r.output
-    r = runner.invoke(main, ["eval", "--ann-file", str(COCO_JSON), "--img-dir", str(COCO_DIR),
+    r = runner.invoke(main, ["eval", "--ann-file", str(shared(COCO_JSON)), "--img-dir", str(shared(COCO_DIR)),
                              "--weights", str(tmp_path / "missing.safetensors")])
     assert r.exit_code != 0 and "missing.safetensors" in r.output

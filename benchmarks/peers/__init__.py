@@ -1,7 +1,7 @@
 """Faithful plain-PyTorch re-implementations of the networks StarPose is compared with.
 
 Each peer matches MMPose's state-dict keys and shapes, its parameter count and its MACs (see
-``tests/data/reference/peers_manifest.json``); weights are random, since latency does not depend
+``../shared/reference/peers_manifest.json``); weights are random, since latency does not depend
 on them.
 """
 from __future__ import annotations

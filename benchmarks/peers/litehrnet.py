@@ -6,7 +6,7 @@ weighting blocks and multi-resolution fusion, an iterative head that walks back 
 branch, and a 1x1 conv to K heatmaps (64x48 for a 256x192 crop).
 
 Plain PyTorch, parameter names equal to MMPose's, so that the state-dict keys and shapes match
-``tests/data/reference/peers_manifest.json``. It computes what MMPose computes, including one
+``../shared/reference/peers_manifest.json``. It computes what MMPose computes, including one
 quirk of MMPose's ``LiteHRModule`` fusion (see ``LiteHRModule._fuse``): latency is what these peers
 are for, so they run the same operations the released models run.
 """

@@ -7,7 +7,7 @@ stage, SiLU); the head is a 7x7 conv to K maps, a ScaleNorm + Linear to 256-d to
 per axis to SimCC vectors.
 
 Plain PyTorch with MMPose's parameter names (state-dict keys and shapes equal
-``tests/data/reference/peers_manifest.json``); BatchNorm uses eps 1e-5 because the RTMPose configs
+``../shared/reference/peers_manifest.json``); BatchNorm uses eps 1e-5 because the RTMPose configs
 pass ``norm_cfg=dict(type='BN')``.
 """
 from __future__ import annotations

@@ -77,9 +77,6 @@ def load_model(variant: str = "starpose_t", weights: str = "default", **override
     return model.eval()
 
 
-SAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "samples"
-
-
 def default_keypoint_threshold(variant: str, weights: str = "default") -> float:
     """Score above which a keypoint is drawn/tracked. SimCC scores are raw logit maxima whose scale
     depends on training; packaged weights record a calibrated value in their metadata

@@ -45,7 +45,7 @@ from starpose.tracking import (
 
 GOLDEN_DIR = Path(__file__).resolve().parent
 REPO = GOLDEN_DIR.parents[1]
-COCO_JSON = REPO / "tests" / "data" / "coco" / "test_coco.json"
+COCO_JSON = REPO.parent / "shared" / "fixtures" / "coco" / "test_coco.json"  # read in place, never copied
 FORMAT_VERSION = 1
 SEED = 20240611
 
@@ -107,6 +107,9 @@ def dumps(obj: Any) -> str:
 # ----------------------------------------------------------------------------- processing.json
 def _base_pose() -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     """A real standing person: COCO annotation 442619 (image 785, all 17 keypoints labelled)."""
+    if not COCO_JSON.is_file():
+        raise SystemExit(f"{COCO_JSON}: the COCO fixture is missing; regenerating the golden file needs the "
+                         "project's shared data folder beside the repository")
     data = json.loads(COCO_JSON.read_text())
     ann = next(a for a in data["annotations"] if a["id"] == 442619)
     img = next(i for i in data["images"] if i["id"] == ann["image_id"])
