@@ -175,7 +175,8 @@ _EVAL_RECIPE = {"coco": "coco_256x192_t", "crowdpose": "crowdpose_256x192_t", "m
 @click.option("--data-root", type=click.Path(file_okay=False), default="data", show_default=True)
 @click.option("--ann-file", type=click.Path(dir_okay=False), help="Annotations (default: the data set's val file under --data-root).")
 @click.option("--img-dir", type=click.Path(file_okay=False), help="Images folder (default: the data set's).")
-@click.option("--boxes", type=click.Choice(["gt", "det"]), default="gt", show_default=True)
+@click.option("--boxes", type=click.Choice(["gt", "det", "ours"]), default="gt", show_default=True,
+              help="gt: labelled boxes; det: a detection file (--det-file); ours: the bundled person detector.")
 @click.option("--det-file", type=click.Path(dir_okay=False), help="COCO-results detections (default: the data set's).")
 @click.option("--gt-mat", type=click.Path(dir_okay=False), help="MPII mpii_gt_val.mat (default: the data set's).")
 @click.option("--variant", default="starpose_t", show_default=True)
@@ -187,7 +188,7 @@ _EVAL_RECIPE = {"coco": "coco_256x192_t", "crowdpose": "crowdpose_256x192_t", "m
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the metric table as JSON here.")
 def eval_cmd(dataset, data_root, ann_file, img_dir, boxes, det_file, gt_mat, variant, weights, input_size, flip,
              batch_size, results_out, json_out) -> None:
-    """Evaluate on COCO / CrowdPose (OKS AP, GT or detection boxes) or MPII (PCKh)."""
+    """Evaluate on COCO / CrowdPose (OKS AP with GT, detection-file or bundled-detector boxes) or MPII (PCKh)."""
     import json
     from pathlib import Path
 
@@ -217,8 +218,10 @@ def eval_cmd(dataset, data_root, ann_file, img_dir, boxes, det_file, gt_mat, var
             from .evaluation.runner import evaluate_coco_style
 
             det = (det_file or recipe.val_det) if boxes == "det" else None
-            out = evaluate_coco_style(model, spec, ann_file, img_dir, det, mode=dataset if dataset == "crowdpose" else "coco",
-                                      flip=flip, batch_size=batch_size, results_out=results_out, progress=True)
+            with _our_boxes(boxes, ann_file, img_dir) as ours:
+                out = evaluate_coco_style(model, spec, ann_file, img_dir, ours or det,
+                                          mode=dataset if dataset == "crowdpose" else "coco", flip=flip,
+                                          batch_size=batch_size, results_out=results_out, progress=True)
     except DataError as e:
         raise click.ClickException(str(e)) from e
     metrics = out["metrics"]
@@ -232,6 +235,35 @@ def eval_cmd(dataset, data_root, ann_file, img_dir, boxes, det_file, gt_mat, var
         write_results({"dataset": dataset, "boxes": boxes, "flip": flip, "variant": variant, "weights": weights,
                        "num_people": out["num_people"], "metrics": metrics}, json_out)
         click.echo(f"metrics: {json_out}")
+
+
+class _our_boxes:
+    """``eval --boxes ours``: the bundled detector's boxes of every image, in a temporary COCO
+    results file for the evaluation (None for the other box sources)."""
+
+    def __init__(self, boxes: str, ann_file: str, img_dir: str) -> None:
+        self.boxes, self.ann_file, self.img_dir = boxes, ann_file, img_dir
+        self._tmp = None
+
+    def __enter__(self):
+        if self.boxes != "ours":
+            return None
+        import tempfile
+        from pathlib import Path
+
+        from .detect import load_detector
+        from .detect.coco import detect_coco_images
+        from .evaluation.oks import write_results
+
+        dets = detect_coco_images(load_detector(), self.ann_file, self.img_dir, progress=True)
+        self._tmp = tempfile.TemporaryDirectory(prefix="starpose-ours-")
+        path = Path(self._tmp.name) / "person_detections.json"
+        write_results(dets, path)
+        return path
+
+    def __exit__(self, *exc) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()
 
 
 def _export_formats() -> list[str]:

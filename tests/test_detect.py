@@ -196,3 +196,25 @@ def test_eager_detector_matches_reference_processing():
     found = det(image)
     assert len(found) == len(boxes) >= 2
     np.testing.assert_allclose([d.box for d in found], boxes)
+
+
+def test_eval_with_our_boxes(tmp_path):
+    from click.testing import CliRunner
+
+    from starpose.cli import main
+    from starpose.detect import load_detector
+    from starpose.detect.coco import detect_coco_images
+
+    dets = detect_coco_images(load_detector(), shared(COCO_JSON), shared(COCO_DIR), max_detections=3)
+    per_image: dict = {}
+    for d in dets:
+        per_image.setdefault(d["image_id"], []).append(d)
+        assert d["category_id"] == 1 and d["score"] >= 0.05 and d["bbox"][2] > 0
+    assert len(per_image) == 4 and all(len(v) <= 3 for v in per_image.values())
+    assert all(v[0]["score"] >= v[-1]["score"] for v in per_image.values())
+    out = tmp_path / "metrics.json"
+    r = CliRunner().invoke(main, ["eval", "--ann-file", str(shared(COCO_JSON)), "--img-dir", str(shared(COCO_DIR)),
+                                  "--boxes", "ours", "--weights", "random", "--no-flip", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    report = json.loads(out.read_text())
+    assert report["boxes"] == "ours" and report["num_people"] >= 12 and 0.0 <= report["metrics"]["AP"] <= 1.0
