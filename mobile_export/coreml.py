@@ -24,11 +24,9 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn as nn
 
 from .base import (
     ArtifactLoadError,
@@ -40,8 +38,14 @@ from .base import (
     artifact_stem,
     require,
 )
-from .bundle import AFFINE_INPUT, IMAGE_INPUT, PoseBundle
+from .contract import AFFINE_INPUT, IMAGE_INPUT
 from .metadata import build_metadata, dumps, parse_metadata, sidecar_path
+
+if TYPE_CHECKING:
+    import torch.nn as nn
+
+# torch and the bundle are imported inside the export function: reading an artifact's spec
+# (inspect, read_embedded_metadata) needs only coremltools.
 
 __all__ = ["export_coreml", "open_runner", "inspect", "read_embedded_metadata", "DEPLOYMENT_TARGET",
            "METADATA_KEY"]
@@ -59,6 +63,9 @@ def export_coreml(network: nn.Module, out_dir: Path, options: ExportOptions) -> 
     """Write ``<stem>.mlpackage`` and its sidecar; returns the paths."""
     require("coremltools", NAME)
     import coremltools as ct
+    import torch
+
+    from .bundle import PoseBundle
 
     spec = network.spec
     variant = getattr(network, "variant", "custom")

@@ -23,9 +23,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-import torch.nn as nn
 
 from .base import (
     ArtifactLoadError,
@@ -39,8 +39,15 @@ from .base import (
     name_outputs,
     require,
 )
-from .bundle import PoseBundle
 from .metadata import build_metadata, dumps, parse_metadata, sidecar_path
+
+if TYPE_CHECKING:
+    import torch.nn as nn
+
+    from .bundle import PoseBundle
+
+# torch and the bundle are imported inside the functions that need them (export, running a
+# program), so that importing the FORMATS table imports no framework.
 
 __all__ = ["export_executorch", "open_runner", "inspect", "read_embedded_metadata", "delegate_ids",
            "BACKENDS", "COREML_DEPLOYMENT_TARGET"]
@@ -60,6 +67,8 @@ def export_executorch(
 ) -> list[Path]:
     """Write one ``.pte`` (and its sidecar) per backend in ``backends``; returns the paths."""
     require("executorch.exir", NAME)
+    from .bundle import PoseBundle
+
     unknown = set(backends) - set(BACKENDS)
     if unknown:
         raise ValueError(f"unknown ExecuTorch backend(s) {sorted(unknown)}; known: {BACKENDS}")
@@ -98,8 +107,15 @@ def _runtime_note(backend: str) -> dict[str, Any]:
     }
 
 
-@torch.no_grad()
 def _lower(module: PoseBundle, backend: str, precision: str, meta: dict[str, Any]) -> bytes:
+    import torch
+
+    with torch.no_grad():
+        return _lower_no_grad(module, backend, precision, meta)
+
+
+def _lower_no_grad(module: PoseBundle, backend: str, precision: str, meta: dict[str, Any]) -> bytes:
+    import torch
     from executorch.exir import to_edge_transform_and_lower
 
     ep = torch.export.export(module, module.example_inputs(), strict=False)
@@ -224,6 +240,8 @@ class _Runner:
         return inspect(self.path)
 
     def __call__(self, crop: np.ndarray, crop_to_image: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        import torch
+
         inputs = [torch.from_numpy(image_array(crop, self.meta))]
         if self.meta["affine_input"]["present"]:
             if crop_to_image is None:

@@ -1,4 +1,9 @@
-"""Run exporters from the ``FORMATS`` table and record the results in ``manifest.json``."""
+"""Run exporters from the ``FORMATS`` table and record the results in ``manifest.json``.
+
+What the converters print (coremltools' pass-pipeline progress bars, import notices, LiteRT's
+step timings, ExecuTorch's partitioner log, native log lines) is captured per format and shown
+only when that format fails or with ``--verbose`` (:func:`starpose._quiet.captured`); the
+``progress`` callback still reaches the terminal from inside."""
 from __future__ import annotations
 
 import time
@@ -7,13 +12,15 @@ from typing import Callable
 
 import torch.nn as nn
 
+from starpose._quiet import captured, outside
+
 from .base import ExportOptions, Exporter
 from .formats import FORMATS
 from .manifest import update_manifest
 from .metadata import WeightsInfo, read_metadata_file, sidecar_path
 from .source import deploy_network
 
-__all__ = ["export_formats", "formats_for"]
+__all__ = ["export_formats", "formats_for", "wrote_line"]
 
 
 def formats_for(name: str, precision: str) -> list[Exporter]:
@@ -40,15 +47,17 @@ def export_formats(
     """Export ``model`` in each format into ``out_dir``; returns the artifact paths (model files,
     then sidecars) after merging them into ``out_dir/manifest.json``. Every format's
     dependencies are checked before anything is written."""
-    for exporter in exporters:
-        exporter.check_available()
+    with captured("importing the exporters"):
+        for exporter in exporters:
+            exporter.check_available()
     out_dir = Path(out_dir)
     network = deploy_network(model.eval())
-    options = ExportOptions(precision=precision, weights=weights, affine=affine, raw=raw, progress=progress)
+    options = ExportOptions(precision=precision, weights=weights, affine=affine, raw=raw, progress=outside(progress))
     written: list[Path] = []
     for exporter in exporters:
         start = time.perf_counter()
-        paths = exporter.export(network, out_dir, options)
+        with captured(f"the {exporter.name} exporter"):
+            paths = exporter.export(network, out_dir, options)
         seconds = round(time.perf_counter() - start, 2)  # the whole format: all its artifacts
         entries = {}
         for p in paths:
@@ -59,8 +68,19 @@ def export_formats(
                                    "export_seconds": seconds}
             else:
                 entries[p.name] = {"role": "metadata"}
-        update_manifest(out_dir, entries)
+        manifest = update_manifest(out_dir, entries)
         for p in paths:
-            progress(f"  wrote {p}")
+            if exporter.owns(p):
+                progress(wrote_line(p))
         written += paths
+    if written:
+        progress(f"manifest: {manifest}")
     return written
+
+
+def wrote_line(artifact: Path) -> str:
+    """The one progress line of a written artifact (its sidecar named, not listed)."""
+    path = Path(artifact)
+    n = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
+    size = f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.0f} kB"
+    return f"  wrote {path} ({size}; metadata: {sidecar_path(path).name})"

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn as nn
 
 from .base import (
     ArtifactLoadError,
@@ -30,8 +28,13 @@ from .base import (
     image_array,
     name_outputs,
 )
-from .bundle import PoseBundle
 from .metadata import build_metadata, dumps, parse_metadata, sidecar_path
+
+if TYPE_CHECKING:
+    import torch
+    import torch.nn as nn
+
+# torch is imported inside the functions (the FORMATS table imports every format module).
 
 __all__ = ["export_torchscript", "open_runner", "inspect", "read_embedded_metadata", "mobile_optimizer_available"]
 
@@ -46,16 +49,27 @@ _NO_XNNPACK = ("optimize_for_mobile skipped: this PyTorch build has no XNNPACK (
 
 def mobile_optimizer_available() -> bool:
     """``optimize_for_mobile`` (CPU) needs a PyTorch built with XNNPACK; some CPU wheels are not."""
+    import torch
+
     return bool(torch._C._is_xnnpack_enabled())
 
 
-@torch.no_grad()
 def export_torchscript(network: nn.Module, out_dir: Path, options: ExportOptions) -> list[Path]:
     """Write ``<stem>.pt`` and ``<stem>.ptl`` with their sidecars; returns the paths."""
-    if options.precision != "fp32":
-        raise ValueError(f"TorchScript export is fp32 only (PyTorch Mobile computes in float32); got {options.precision}")
+    import torch
+
+    with torch.no_grad():
+        return _export_torchscript(network, out_dir, options)
+
+
+def _export_torchscript(network: nn.Module, out_dir: Path, options: ExportOptions) -> list[Path]:
+    import torch
     from torch.utils.mobile_optimizer import optimize_for_mobile
 
+    from .bundle import PoseBundle
+
+    if options.precision != "fp32":
+        raise ValueError(f"TorchScript export is fp32 only (PyTorch Mobile computes in float32); got {options.precision}")
     spec = network.spec
     variant = getattr(network, "variant", "custom")
     bundle = PoseBundle(network, spec, layout=LAYOUT, affine=options.affine, raw=options.raw).eval()
@@ -82,7 +96,6 @@ def export_torchscript(network: nn.Module, out_dir: Path, options: ExportOptions
                 backend=backend, layout=LAYOUT, affine=options.affine, raw=options.raw, runtime=runtime,
             )
             extra = {EXTRA_FILE: dumps(meta)}
-            options.progress(f"torchscript: saving {stem + suffix}")
             tmp = stage.path(stem + suffix)
             if suffix == ".pt":
                 torch.jit.save(traced, str(tmp), _extra_files=extra)
@@ -106,6 +119,8 @@ def read_embedded_metadata(path: Path) -> dict[str, Any] | None:
 
 
 def _load(path: Path) -> Any:
+    import torch
+
     try:
         if path.suffix == ".ptl":
             from torch.jit.mobile import _load_for_lite_interpreter
@@ -138,6 +153,8 @@ class _Runner:
         )
 
     def _inputs(self, crop: np.ndarray, crop_to_image: np.ndarray | None) -> list[torch.Tensor]:
+        import torch
+
         inputs = [torch.from_numpy(image_array(crop, self.meta))]
         if self.meta["affine_input"]["present"]:
             if crop_to_image is None:
@@ -146,6 +163,8 @@ class _Runner:
         return inputs
 
     def _run(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+        import torch
+
         try:
             with torch.no_grad():
                 outs = self.module(*inputs)

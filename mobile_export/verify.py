@@ -11,6 +11,12 @@ Per artifact, in order (a failed step stops the steps that depend on it):
 4. parity: run in the real runtime on real person crops against the eager reference
    (:mod:`mobile_export.parity`); where the runtime cannot run here (Core ML on Linux) this step
    is reported as skipped, with the reason.
+
+A damaged artifact fails its step with a message naming the file, never with a traceback: every
+reader turns what its library raises into :class:`~mobile_export.base.ArtifactLoadError`, and
+anything else an artifact's check raises becomes a FAIL line of that artifact. What the runtimes
+print while they load and run (native log lines included) is captured and shown under a failed
+artifact, or as it happens with ``--verbose`` (:mod:`starpose._quiet`).
 """
 from __future__ import annotations
 
@@ -18,6 +24,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from starpose._quiet import captured
 
 from .base import ArtifactLoadError, MissingExtraError, ObservedIO, RuntimeUnavailable
 from .formats import FORMATS, exporter_for
@@ -42,6 +50,7 @@ class ArtifactResult:
     format: str
     checks: list[Check] = field(default_factory=list)
     parity: ParityReport | None = None
+    library_output: str = ""  # what the libraries printed while a failed check ran
 
     @property
     def ok(self) -> bool:
@@ -89,9 +98,16 @@ class VerifyReport:
                 lines.append(f"  {_mark(c.ok)} {c.name}" + (f": {c.detail}" if c.detail else ""))
             if r.parity is not None:
                 lines.append("  " + r.parity.table().replace("\n", "\n  "))
+            if r.library_output and not r.ok:
+                tail = r.library_output.rstrip().splitlines()[-_OUTPUT_LINES:]
+                lines.append(f"  what the libraries printed (last {len(tail)} lines):")
+                lines += [f"    | {t}" for t in tail]
         n_bad = sum(not r.ok for r in self.results)
         lines.append(f"\n{len(self.results)} artifact(s), {n_bad} failed" if self.results else "\nno artifacts found")
         return "\n".join(lines)
+
+
+_OUTPUT_LINES = 12
 
 
 def _mark(ok: bool | None) -> str:
@@ -130,11 +146,23 @@ def verify(
         if manifest is None and not any(c.name == "manifest" for c in report.problems):
             report.problems.append(Check("manifest", None, f"no {MANIFEST_NAME} in {root}: integrity not checked"))
     crops_cache: dict[str, list[Crop]] = {}
+    with captured("importing the runtimes"):  # their import notices are no artifact's failure
+        for exporter in {exporter_for(root / name) for name in names} - {None}:
+            try:
+                exporter.check_available()
+            except MissingExtraError:
+                pass  # reported per artifact below
     for name in names:
-        report.results.append(
-            _verify_artifact(root / name, manifest, weights=weights, coco_json=crops_json, max_crops=max_crops,
-                             crops_cache=crops_cache)
-        )
+        with captured(f"checking {name}") as cap:
+            try:
+                result = _verify_artifact(root / name, manifest, weights=weights, coco_json=crops_json,
+                                          max_crops=max_crops, crops_cache=crops_cache)
+            except Exception as e:  # noqa: BLE001 - one artifact's surprise must not end the others' checks
+                result = ArtifactResult(name, getattr(exporter_for(root / name), "name", "unknown"))
+                result.add("check", False, f"{root / name}: {type(e).__name__}: {e}")
+        if not result.ok:
+            result.library_output = cap.text
+        report.results.append(result)
     return report
 
 
@@ -154,6 +182,11 @@ def _verify_artifact(
     exporter = exporter_for(path)
     assert exporter is not None
     result = ArtifactResult(path.name, exporter.name)
+    from .detector import is_detector_artifact, verify_detector_artifact
+
+    if is_detector_artifact(path):  # the person detector: its own metadata; parity on real frames
+        verify_detector_artifact(path, manifest, result)
+        return result
     side = sidecar_path(path)
 
     # 1. integrity

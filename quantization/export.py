@@ -24,6 +24,8 @@ from typing import Any, Callable
 import torch.nn as nn
 
 from mobile_export.base import require
+from mobile_export.export import wrote_line
+from starpose._quiet import captured, outside
 from mobile_export.manifest import file_sha256, update_manifest
 from mobile_export.metadata import WeightsInfo, read_metadata_file, sidecar_path
 
@@ -51,6 +53,9 @@ class QuantizedExport:
     raw: bool = False
     progress: Callable[[str], None] = lambda message: None
     timings: dict[str, Timings] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.progress = outside(self.progress)  # our own lines reach the terminal from a captured call
 
     def batches(self):
         if self.calibration is None:
@@ -149,28 +154,37 @@ def _has_quantized_path(scheme: Scheme, fmt: str) -> bool:
 
 def export_quantized(job: QuantizedExport, formats: list[str]) -> list[Path]:
     """Run each format's quantized exporter into ``job.out_dir`` and merge the artifacts into its
-    manifest; dependencies of every format are checked before anything is written."""
+    manifest; dependencies of every format are checked before anything is written. What the
+    quantizers and converters print is captured per format (:func:`starpose._quiet.captured`)."""
     for fmt in formats:
         formats_for_scheme(fmt, job.scheme)  # raises for a format the scheme has no quantized path to
-        for module in QUANTIZED_FORMATS[fmt][1]:
-            require(module, fmt)
+    with captured("importing the quantized exporters"):
+        for fmt in formats:
+            for module in QUANTIZED_FORMATS[fmt][1]:
+                require(module, fmt)
     written: list[Path] = []
     for fmt in formats:
-        start = time.perf_counter()
-        paths = QUANTIZED_FORMATS[fmt][0](job)
-        seconds = round(time.perf_counter() - start, 2)  # quantize (prepare, calibrate, convert) + lower
-        entries: dict[str, dict[str, Any]] = {}
-        for p in paths:
-            if p.name.endswith(".json"):
-                entries[p.name] = {"role": "metadata"}
-            else:
-                meta = read_metadata_file(sidecar_path(p))
-                entries[p.name] = {"role": "model", "format": fmt, "precision": meta["precision"],
-                                   "backend": meta["backend"], "scheme": job.scheme.name,
-                                   "metadata": sidecar_path(p).name, "export_seconds": seconds}
-        update_manifest(job.out_dir, entries)
-        for p in paths:
-            job.progress(f"  wrote {p}")
-        written += paths
+        written += _export_one(job, fmt)
     return written
+
+
+def _export_one(job: QuantizedExport, fmt: str) -> list[Path]:
+    start = time.perf_counter()
+    with captured(f"the int8 {fmt} exporter"):
+        paths = QUANTIZED_FORMATS[fmt][0](job)
+    seconds = round(time.perf_counter() - start, 2)  # quantize (prepare, calibrate, convert) + lower
+    entries: dict[str, dict[str, Any]] = {}
+    for p in paths:
+        if p.name.endswith(".json"):
+            entries[p.name] = {"role": "metadata"}
+        else:
+            meta = read_metadata_file(sidecar_path(p))
+            entries[p.name] = {"role": "model", "format": fmt, "precision": meta["precision"],
+                               "backend": meta["backend"], "scheme": job.scheme.name,
+                               "metadata": sidecar_path(p).name, "export_seconds": seconds}
+    update_manifest(job.out_dir, entries)
+    for p in paths:
+        if not p.name.endswith(".json"):
+            job.progress(wrote_line(p))
+    return paths
 

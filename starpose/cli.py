@@ -1,12 +1,16 @@
 """``starpose-mobile``: the command line. Each command is a thin call into its package, imported
-lazily, so that the core never depends on the exporters or their heavy optional dependencies."""
+lazily, so that the core never depends on the exporters or their heavy optional dependencies.
+
+Every command checks its input paths before it imports torch or loads a model, and prints its
+own progress; what the libraries underneath print is captured and shown only with ``--verbose``
+(accepted by every command) or when their call fails (:mod:`starpose._quiet`)."""
 from __future__ import annotations
 
 import sys
 
 import click
 
-from . import __version__
+from . import __version__, _quiet
 
 
 def require_extra(module: str, extra: str) -> None:
@@ -21,10 +25,69 @@ def require_extra(module: str, extra: str) -> None:
         ) from e
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _set_verbose(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        _quiet.set_verbose(True)
+
+
+def _verbose_option() -> click.Option:
+    return click.Option(["--verbose"], is_flag=True, expose_value=False, is_eager=True, callback=_set_verbose,
+                        help="Show everything the libraries underneath print (converter progress, native logs).")
+
+
+class _Group(click.Group):
+    """Adds ``--verbose`` to every command (before or after the command name)."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        if not any(p.name == "verbose" for p in cmd.params):
+            cmd.params.append(_verbose_option())
+        super().add_command(cmd, name)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except BaseException as e:
+            if getattr(e, "exit_code", getattr(e, "code", 1)) not in (0, None):
+                _show_held()
+            raise
+
+
+def _show_held() -> None:
+    """Library warnings held back during a command that then failed."""
+    held = _quiet.held_output()
+    if held and not _quiet.verbose():
+        click.echo(f"--- warnings from the libraries (held back) ---\n{held.rstrip()}", err=True)
+
+
+def _check_paths(*items: tuple[str, str | None, str]) -> None:
+    """Fail at once, before torch is imported or a model loads, when an input path is missing.
+    Each item: (what, path or None, "file" | "dir" | "any")."""
+    from pathlib import Path
+
+    for what, path, kind in items:
+        if path is None:
+            continue
+        p = Path(path)
+        want = {"file": "file", "dir": "folder", "any": "file or folder"}[kind]
+        if not p.exists():
+            raise click.ClickException(f"{p}: no such {want} ({what})")
+        if (kind == "file" and not p.is_file()) or (kind == "dir" and not p.is_dir()):
+            raise click.ClickException(f"{p}: expected a {want}, found a {'folder' if p.is_dir() else 'file'} ({what})")
+
+
+def _check_weights(weights: str | None) -> None:
+    """``--weights``: ``default``, ``random`` or an existing file."""
+    if weights not in (None, "default", "random"):
+        _check_paths(("--weights", weights, "file"))
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="starpose-mobile")
+@click.option("--verbose", is_flag=True, expose_value=False, is_eager=True, callback=_set_verbose,
+              help="Show everything the libraries underneath print (also accepted after the command name).")
 def main() -> None:
     """StarPose Mobile: on-device human pose estimation (train, evaluate, export, verify, bench)."""
+    _quiet.install_cli_warnings()
 
 
 @main.command("models")
@@ -87,6 +150,12 @@ def train_cmd(config_name, list_configs, data_root, ann_file, img_dir, val_ann_f
               val_interval, num_workers, seed, weight_decay, photometric, no_aug, init_weights, work_dir, resume, quiet) -> None:
     """Train a variant on a COCO-format folder (or a named recipe). Multi-process: run it under
     ``torchrun --nproc-per-node N``."""
+    if not list_configs:
+        _check_paths(("--ann-file", ann_file, "file"), ("--img-dir", img_dir, "dir"),
+                     ("--val-ann-file", val_ann_file, "file"), ("--val-img-dir", val_img_dir, "dir"),
+                     ("--val-det-file", val_det_file, "file"), ("--init-weights", init_weights, "file"),
+                     ("--data-root", data_root if config_name else None, "dir"))
+
     from .train import TrainConfig, get_recipe, list_recipes
     from .train.loop import train
 
@@ -192,6 +261,11 @@ def eval_cmd(dataset, data_root, ann_file, img_dir, boxes, det_file, gt_mat, var
     import json
     from pathlib import Path
 
+    uses_recipe = not (ann_file and img_dir) or (boxes == "det" and not det_file)  # paths under --data-root
+    _check_paths(("--ann-file", ann_file, "file"), ("--img-dir", img_dir, "dir"), ("--det-file", det_file, "file"),
+                 ("--gt-mat", gt_mat, "file"), ("--data-root", data_root if uses_recipe else None, "dir"))
+    _check_weights(weights)
+
     from .data.errors import DataError
     from .models.checkpoint import CheckpointError
     from .models.weights import load_model
@@ -202,6 +276,8 @@ def eval_cmd(dataset, data_root, ann_file, img_dir, boxes, det_file, gt_mat, var
     recipe = get_recipe(_EVAL_RECIPE[dataset]).resolve(data_root)
     ann_file = ann_file or recipe.val_ann
     img_dir = img_dir or recipe.val_images
+    _check_paths(("annotations", ann_file, "file"), ("images", img_dir, "dir"),
+                 ("detections", (det_file or recipe.val_det) if boxes == "det" and dataset != "mpii" else None, "file"))
     size = _split_size(input_size) or recipe.input_size
     spec = SPECS[dataset].with_input_size(*size)
     try:
@@ -296,6 +372,8 @@ def _export_formats() -> list[str]:
 def export_cmd(fmt, precision, variant, weights, seed, out_dir, affine, raw_outputs, scheme, calib_data,
                calib_limit, qat_checkpoint, int8_depthwise) -> None:
     """Export VARIANT as phone-ready artifacts (uint8 RGB crop in, keypoints out) + manifest.json."""
+    _check_weights(weights)
+
     from mobile_export.base import MissingExtraError
     from mobile_export.export import export_formats, formats_for
     from mobile_export.source import WeightsError, resolve_model
@@ -310,8 +388,9 @@ def export_cmd(fmt, precision, variant, weights, seed, out_dir, affine, raw_outp
         raise click.UsageError("--calib-data and --calib-limit are for --precision int8")
     try:
         exporters = formats_for(fmt, precision)
-        for e in exporters:
-            e.check_available()
+        with _quiet.captured("importing the exporters"):
+            for e in exporters:
+                e.check_available()
         model, info = resolve_model(variant, weights, seed=seed)
     except (MissingExtraError, WeightsError, ValueError) as e:
         raise click.ClickException(str(e)) from e
@@ -358,8 +437,8 @@ def _export_int8(fmt, variant, weights, seed, out_dir, affine, raw, scheme_name,
         scheme = get_scheme(scheme_name)
         if int8_depthwise:
             scheme = with_int8_depthwise(scheme)
-        model, info = resolve_model(variant, weights, seed=seed)
         calibration = None if scheme_name == "dynamic" and calib_data is None else _calibration_source(calib_data)
+        model, info = resolve_model(variant, weights, seed=seed)
         click.echo(f"exporting {variant} ({info.name}) as int8 [{scheme.name}] → {out_dir}")
         export_int8(model, info, scheme, fmt, out_dir, calibration=calibration,
                     qat_checkpoint=Path(qat_checkpoint) if qat_checkpoint else None, calibration_limit=calib_limit,
@@ -408,6 +487,7 @@ def qat_cmd(variant, weights, seed, data, images, val_data, val_images, epochs, 
 
     from .data.errors import DataError
 
+    _check_weights(weights)
     require_extra("executorch", "export")
     require_extra("pycocotools", "eval")
     names = tuple(f.strip() for f in formats.split(",") if f.strip())
@@ -446,6 +526,8 @@ def qat_cmd(variant, weights, seed, data, images, val_data, val_images, epochs, 
 def verify_cmd(path, weights, coco_json, json_out) -> None:
     """Check an artifact or export directory: manifest sha256, metadata, inputs/outputs, and parity
     against the eager model on real person crops. Exits non-zero when anything fails."""
+    _check_weights(weights)
+
     from mobile_export.verify import verify
 
     try:
@@ -482,6 +564,8 @@ def bench_cmd(artifacts, threads, runs, rounds, warmup, eager, variant, weights,
     starpose-mobile export --format all --out out/models
     starpose-mobile bench out/models --threads 1,2 --json out/bench.json
     """
+    _check_weights(weights)
+
     from mobile_export.bench import collect_targets, eager_target, run_bench
 
     try:
@@ -529,10 +613,6 @@ def predict_cmd(sources, sample, out_dir, variant, weights, detections, det_thr,
     """Predict keypoints on images, folders or videos; write overlays and COCO results JSON."""
     from pathlib import Path
 
-    from .data.errors import DataError
-    from .models.checkpoint import CheckpointError
-    from .models.weights import default_keypoint_threshold, load_model
-    from .predict import PosePredictor, predict_paths
     from .sample_data import sample_photos
 
     paths = [Path(s) for s in sources]
@@ -540,6 +620,14 @@ def predict_cmd(sources, sample, out_dir, variant, weights, detections, det_thr,
         paths += sample_photos()
     if not paths:
         raise click.UsageError("give images, folders or videos (or --sample)")
+    _check_paths(*(("input", str(p), "any") for p in paths), ("--det", detections, "file"))
+    _check_weights(weights)
+
+    from .data.errors import DataError
+    from .models.checkpoint import CheckpointError
+    from .models.weights import default_keypoint_threshold, load_model
+    from .predict import PosePredictor, predict_paths
+
     try:
         model = load_model(variant, weights)
     except (CheckpointError, FileNotFoundError) as e:

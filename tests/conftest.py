@@ -53,11 +53,23 @@ def seeded():
 
 
 @pytest.fixture(scope="session")
-def export_dir(tmp_path_factory, seeded) -> Path:
-    """``seeded`` exported once per session in every fp32 format (a few minutes on two cores)."""
-    from mobile_export.export import export_formats, formats_for
+def export_dir(tmp_path_factory) -> Path:
+    """The ``seeded`` model (starpose_t, random init, seed 0) exported once per session in every
+    fp32 format (a few minutes on two cores) by the command a user runs, in its own process:
+    ``starpose-mobile export --format all --weights random --seed 0``. What it printed is kept
+    at :func:`export_log` (tests/test_cli_output.py counts it)."""
+    import subprocess
+    import sys
 
-    model, info = seeded
     out = tmp_path_factory.mktemp("exports")
-    export_formats(model, info, formats_for("all", "fp32"), out)
+    proc = subprocess.run([sys.executable, "-m", "starpose.cli", "export", "--format", "all", "--weights", "random",
+                           "--seed", "0", "--out", str(out)], cwd=TESTS.parent, capture_output=True, text=True,
+                          timeout=3600)
+    export_log(out).write_text(proc.stdout + proc.stderr, encoding="utf-8")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     return out
+
+
+def export_log(export_dir: Path) -> Path:
+    """Where :func:`export_dir` keeps what the export command printed (beside the directory)."""
+    return export_dir.with_name(export_dir.name + ".log")

@@ -1,4 +1,6 @@
-"""The two dependency messages ``starpose._quiet`` drops, and that everything else still passes."""
+"""``starpose._quiet``: the known-harmless dependency messages it drops (and that everything else
+still passes), the capture of what a library prints during a call (Python streams, warnings,
+logging, native writes to the file descriptors, child processes), and the CLI's warning lines."""
 from __future__ import annotations
 
 import logging
@@ -56,3 +58,81 @@ def test_leafspec_deprecation_is_ignored_and_other_future_warnings_are_not():
         warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use ...", FutureWarning)
         warnings.warn("something else is deprecated", FutureWarning)
     assert [str(w.message) for w in caught] == ["something else is deprecated"]
+
+
+# --------------------------------------------------------------------------- captured library output
+
+CAPTURE_SCRIPT = r'''
+import logging, os, subprocess, sys, warnings
+from starpose import _quiet
+_quiet.set_verbose(sys.argv[1] == "verbose")
+with _quiet.captured("a noisy library") as cap:
+    print("python print")
+    sys.stderr.write("python stderr\n")
+    warnings.warn("a library warning")
+    logging.getLogger("lib").warning("a log record")
+    os.write(1, b"native fd1\n")
+    os.write(2, b"native fd2\n")
+    subprocess.run([sys.executable, "-c", "import os; os.write(2, b'child process\\n')"])
+    _quiet.say("our progress line")
+    with _quiet.uncaptured():
+        print("our own print")
+print("after:", repr(cap.text.splitlines()))
+'''
+
+NOISE = ["python print", "python stderr", "a library warning", "a log record", "native fd1", "native fd2",
+         "child process"]
+
+
+def _capture_run(mode: str) -> tuple[list[str], list[str]]:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", CAPTURE_SCRIPT, mode], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    after = [line for line in proc.stdout.splitlines() if line.startswith("after:")]
+    shown = [line for line in (proc.stdout + proc.stderr).splitlines() if not line.startswith("after:")]
+    return shown, after
+
+
+def test_captured_hides_python_native_and_child_output_and_lets_ours_through():
+    shown, after = _capture_run("quiet")
+    text = "\n".join(shown)
+    assert "our progress line" in text and "our own print" in text
+    assert not [n for n in NOISE if n in text], text
+    assert all(n in after[0] for n in NOISE), after  # all of it was captured, in the handle's text
+
+
+def test_verbose_captures_nothing():
+    shown, after = _capture_run("verbose")
+    text = "\n".join(shown)
+    assert all(n in text for n in NOISE + ["our progress line", "our own print"]), text
+    assert after == ["after: []"]
+
+
+def test_a_failed_call_shows_what_it_printed_before_the_error(capfd):
+    import os
+
+    from starpose import _quiet
+
+    with pytest.raises(RuntimeError, match="converter broke"):
+        with _quiet.captured("the converter"):
+            os.write(2, b"native detail of the failure\n")
+            raise RuntimeError("converter broke")
+    err = capfd.readouterr().err
+    assert "output of the converter" in err and "native detail of the failure" in err
+
+
+def test_cli_warnings_ours_in_one_line_others_held(capsys):
+    import warnings
+
+    from starpose import _quiet
+
+    with warnings.catch_warnings():  # restores warnings.showwarning on exit
+        warnings.simplefilter("always")
+        _quiet.install_cli_warnings()
+        warnings.warn("interim weights", _quiet.StarPoseWarning)
+        warnings.warn("a library's deprecation", DeprecationWarning)
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == ["warning: interim weights"]
+    assert "a library's deprecation" in _quiet.held_output()

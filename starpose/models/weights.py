@@ -47,6 +47,8 @@ def _warn_if_interim(path: Path) -> None:
 
     from safetensors import safe_open
 
+    from .._quiet import StarPoseWarning
+
     with safe_open(str(path), "pt") as f:
         meta = f.metadata() or {}
     if meta.get("status", "release") != "release":
@@ -54,7 +56,7 @@ def _warn_if_interim(path: Path) -> None:
             f"{path.name} is an interim checkpoint ({meta.get('epochs', '?')} epochs; OKS AP "
             f"{meta.get('coco_fixture_ap_gt_boxes', '?')} with ground-truth boxes on held-out human-labelled photos): "
             "it runs every command end to end but does not find keypoints reliably yet; see docs/MODEL_CARD.md",
-            UserWarning,
+            StarPoseWarning,
             stacklevel=3,
         )
 
