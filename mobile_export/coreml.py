@@ -193,8 +193,68 @@ def _feature(f: Any) -> TensorInfo:
     return TensorInfo(f.name, (), kind or "unknown")
 
 
+# MIL DataType codes (coremltools.proto.MIL_pb2.DataType) → the weight-blob reader for that type
+_BLOB_READERS = {10: "read_fp16_data", 11: "read_float_data", 21: "read_int8_data", 22: "read_int16_data",
+                 23: "read_int32_data", 25: "read_int4_data", 31: "read_uint8_data", 32: "read_uint16_data",
+                 33: "read_uint32_data", 35: "read_uint4_data", 36: "read_uint2_data", 37: "read_uint1_data",
+                 38: "read_uint6_data", 39: "read_uint3_data"}
+_WHOLE_BYTE_TYPES = {10, 11, 21, 22, 23, 31, 32, 33}
+
+
+def check_weight_blobs(path: Path, spec: Any) -> int:
+    """Read every weight blob the ML Program references from its weight file (MILBlob checks
+    each blob's sentinel, data type and bounds) and compare its element count with the declared
+    shape; returns the number of blobs. This catches a truncated or damaged ``weights/weight.bin``
+    on any OS, where Core ML itself (macOS only) would first meet it at load time. A changed number
+    inside a blob carries no checksum: only the manifest's sha256 catches that."""
+    from coremltools.libmilstoragepython import _BlobStorageReader
+
+    root = Path(path) / "Data" / "com.apple.CoreML"
+    readers: dict[str, Any] = {}
+    count = 0
+
+    def check(name: str, value: Any) -> None:
+        nonlocal count
+        blob = value.blobFileValue
+        file = blob.fileName.replace("@model_path", str(root), 1)
+        where = f"{path}: weight '{name}' ({blob.fileName} at offset {blob.offset})"
+        method = _BLOB_READERS.get(value.type.tensorType.dataType)
+        if method is None:
+            return
+        try:
+            if file not in readers:
+                if not Path(file).is_file():
+                    raise FileNotFoundError("the weight file is missing")
+                readers[file] = _BlobStorageReader(file)
+            data = getattr(readers[file], method)(int(blob.offset))
+        except Exception as e:  # noqa: BLE001 - MILBlob raises RuntimeError / ValueError on bad blobs
+            raise ArtifactLoadError(f"{where}: unreadable ({type(e).__name__}: {e})") from e
+        dims = value.type.tensorType.dimensions
+        whole_bytes = value.type.tensorType.dataType in _WHOLE_BYTE_TYPES  # sub-byte blobs come packed
+        want = (int(np.prod([d.constant.size for d in dims])) if whole_bytes and dims
+                and all(d.WhichOneof("dimension") == "constant" for d in dims) else None)
+        if want is not None and len(data) != want:
+            raise ArtifactLoadError(f"{where}: {len(data)} values, the model declares {want}")
+        count += 1
+
+    def walk(block: Any) -> None:
+        for op in block.operations:
+            for key, value in op.attributes.items():
+                if value.WhichOneof("value") == "blobFileValue":
+                    check(op.outputs[0].name if op.outputs else key, value)
+            for inner in op.blocks:
+                walk(inner)
+
+    if spec.WhichOneof("Type") == "mlProgram":
+        for function in spec.mlProgram.functions.values():
+            for block in function.block_specializations.values():
+                walk(block)
+    return count
+
+
 def inspect(path: Path) -> ObservedIO:
     spec = _load_spec(Path(path))
+    check_weight_blobs(Path(path), spec)
     return ObservedIO(tuple(_feature(f) for f in spec.description.input),
                       tuple(_feature(f) for f in spec.description.output))
 

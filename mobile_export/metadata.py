@@ -262,8 +262,8 @@ class _Checker:
                     self.fail(f"spec.{key}", f"pair {pair} is not two indices in 0..{n - 1}")
         try:
             spec = PoseSpec.from_dict(d)
-        except (TypeError, ValueError) as e:
-            self.fail("spec", str(e))
+        except (TypeError, ValueError, KeyError) as e:
+            self.fail("spec", f"{type(e).__name__}: {e}")
         lengths = d.get("simcc_lengths")
         if lengths is not None and list(lengths) != list(spec.simcc_lengths):
             self.fail("spec.simcc_lengths", f"{lengths} but input_size x split ratio gives {list(spec.simcc_lengths)}")

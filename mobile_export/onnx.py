@@ -91,12 +91,13 @@ def read_embedded_metadata(path: Path) -> dict[str, Any] | None:
     onnx = require("onnx", NAME)
     try:
         model = onnx.load(str(path), load_external_data=False)
+        # a damaged string field decodes only when read (UnicodeDecodeError)
+        text = next((p.value for p in model.metadata_props if p.key == METADATA_KEY), None)
     except Exception as e:  # noqa: BLE001 - protobuf DecodeError and friends
         raise ArtifactLoadError(f"{path}: not a readable ONNX model ({type(e).__name__}: {e})") from e
-    for p in model.metadata_props:
-        if p.key == METADATA_KEY:
-            return parse_metadata(p.value, f"{path} (metadata_props '{METADATA_KEY}')")
-    return None
+    if text is None:
+        return None
+    return parse_metadata(text, f"{path} (metadata_props '{METADATA_KEY}')")
 
 
 def _session(path: Path) -> Any:

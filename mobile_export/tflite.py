@@ -141,21 +141,39 @@ def _name(value: Any) -> str:
 
 
 def read_embedded_metadata(path: Path) -> dict[str, Any] | None:
+    """The ``starpose_metadata`` entry, read with the flatbuffer schema (no interpreter). The
+    generated Python reader trusts the offsets in the file: on a damaged one it raises whatever
+    its unpacking hits (``struct.error``, ``TypeError``, ``IndexError``, ...), reported here as
+    an unreadable file."""
     from ai_edge_litert import schema_py_generated as schema
 
-    data = Path(path).read_bytes()
     try:
-        if not schema.Model.ModelBufferHasIdentifier(data, 0):
-            raise ValueError("missing the TFL3 file identifier")
-        model = schema.Model.GetRootAs(data, 0)
-        for i in range(model.MetadataLength()):
-            entry = model.Metadata(i)
-            if _name(entry.Name()) == METADATA_NAME:
-                buf = model.Buffers(entry.Buffer())
-                text = buf.DataAsNumpy().tobytes().decode("utf-8")
-                return parse_metadata(text, f"{path} (Model.metadata '{METADATA_NAME}')")
-    except (ValueError, IndexError, UnicodeDecodeError, AttributeError) as e:
-        raise ArtifactLoadError(f"{path}: not a readable TFLite flatbuffer ({e})") from e
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise ArtifactLoadError(f"{path}: cannot read ({e})") from e
+    try:
+        text = _metadata_text(schema, data)
+    except Exception as e:  # noqa: BLE001 - see the docstring
+        raise ArtifactLoadError(f"{path}: not a readable TFLite flatbuffer ({type(e).__name__}: {e})") from e
+    if text is None:
+        return None
+    return parse_metadata(text, f"{path} (Model.metadata '{METADATA_NAME}')")
+
+
+def _metadata_text(schema: Any, data: bytes) -> str | None:
+    if len(data) < 8 or not schema.Model.ModelBufferHasIdentifier(data, 0):
+        raise ValueError("missing the TFL3 file identifier")
+    model = schema.Model.GetRootAs(data, 0)
+    n = model.MetadataLength()
+    if n * 4 > len(data):  # each entry is a 4-byte offset: a damaged length would loop for ever
+        raise ValueError(f"the metadata table claims {n} entries in a {len(data)}-byte file")
+    for i in range(n):
+        entry = model.Metadata(i)
+        if _name(entry.Name()) == METADATA_NAME:
+            buf = model.Buffers(entry.Buffer())
+            if buf is None:
+                raise ValueError(f"metadata '{METADATA_NAME}' points at a missing buffer")
+            return buf.DataAsNumpy().tobytes().decode("utf-8")
     return None
 
 
@@ -176,7 +194,7 @@ def _interpreter(path: Path) -> Any:
     try:
         it = _interpreter_class()(model_path=str(path), num_threads=runtime_threads())
         it.allocate_tensors()
-    except (ValueError, RuntimeError) as e:
+    except Exception as e:  # noqa: BLE001 - the interpreter raises ValueError, RuntimeError, ...
         raise ArtifactLoadError(f"{path}: the LiteRT interpreter could not load it ({e})") from e
     return it
 

@@ -113,8 +113,8 @@ def read_embedded_metadata(path: Path) -> dict[str, Any] | None:
             if not names:
                 return None
             text = z.read(names[0]).decode("utf-8")
-    except (zipfile.BadZipFile, OSError, UnicodeDecodeError) as e:
-        raise ArtifactLoadError(f"{path}: not a readable TorchScript archive ({e})") from e
+    except Exception as e:  # noqa: BLE001 - zipfile raises BadZipFile, zlib.error, EOFError, ValueError, ...
+        raise ArtifactLoadError(f"{path}: not a readable TorchScript archive ({type(e).__name__}: {e})") from e
     return parse_metadata(text, f"{path} (extra file {EXTRA_FILE})")
 
 
