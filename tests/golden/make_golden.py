@@ -34,10 +34,14 @@ from starpose.processing import (
     normalize_image,
     top_down_affine,
 )
+from starpose.detect.processing import anchor_points, boxes_to_image, decode, letterbox_transform, nms
+from starpose.detect.spec import DetectorSpec
 from starpose.spec import COCO_SPEC, CROWDPOSE_SPEC, MPII_SPEC, PoseSpec
 from starpose.tracking import (
+    MultiPersonTracker,
     OneEuroFilter,
     RoiTracker,
+    match_by_iou,
     roi_from_keypoints,
     skeleton_draw_list,
     torso_indices,
@@ -407,6 +411,125 @@ def make_tracking(rng: np.random.Generator) -> dict[str, Any]:
     }
 
 
+# ----------------------------------------------------------------------------- detector.json
+def _detector_outputs(rng: np.random.Generator, spec: DetectorSpec, people: list[tuple[float, float, float, float]]
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Raw detector outputs (3 decimals) with a few confident anchors per person box
+    (x1, y1, x2, y2): a peaked side distribution at the box's distances, noise elsewhere."""
+    centres, strides = anchor_points(spec)
+    n, bins = len(centres), spec.num_bins
+    logits = rng.normal(-6.0, 1.0, size=n)
+    box = rng.normal(0.0, 1.0, size=(n, 4, bins))
+    for k, (x1, y1, x2, y2) in enumerate(people):
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        near = np.argsort(np.hypot(centres[:, 0] - cx, centres[:, 1] - cy) + 1e3 * (strides != strides[0]))[:3]
+        for rank, i in enumerate(near):
+            logits[i] = 2.5 - 0.8 * rank - 0.3 * k
+            dist = np.array([centres[i, 0] - x1, centres[i, 1] - y1, x2 - centres[i, 0], y2 - centres[i, 1]])
+            target = np.clip(dist / strides[i], 0, spec.reg_max)
+            box[i] = -0.5 * (np.arange(bins)[None] - target[:, None]) ** 2 * 4.0
+    return logits.round(3), box.round(3)
+
+
+def make_detector(rng: np.random.Generator) -> dict[str, Any]:
+    """The detector's reference post-processing (starpose/detect/processing.py) and the
+    multi-person tracker (starpose/tracking.py) on small seeded cases."""
+    spec = DetectorSpec(input_size=(96, 64), max_detections=3)
+    letterboxes = []
+    for size in [(640, 480), (480, 640), (1920, 1080), (100, 1000), (2, 2), (96, 64)]:
+        lb = letterbox_transform(size, spec.input_size)
+        letterboxes.append({"image_size": size, "input_size": spec.input_size, "scale": lb.scale, "size": lb.size})
+    centres, strides = anchor_points(spec)
+    people = [(10.0, 6.0, 40.0, 60.0), (50.0, 4.0, 90.0, 62.0), (52.0, 10.0, 86.0, 60.0), (70.0, 30.0, 80.0, 50.0)]
+    logits, box = _detector_outputs(rng, spec, people)
+    boxes, scores = decode(logits, box, spec)
+    keep = nms(boxes, scores, spec.score_threshold, spec.iou_threshold, spec.max_detections)
+    lb = letterbox_transform((480, 320), spec.input_size)
+    image_boxes = boxes_to_image(boxes[keep], lb, (480, 320))
+    crops = []
+    for b in image_boxes:
+        c, s = bbox_xywh_to_cs(b, tuple(COCO_SPEC.input_size), COCO_SPEC.bbox_padding)
+        crops.append({"box": b, "center": c, "scale": s})
+    nms_cases = []
+    for b, sc, thr, iou, cap in [
+        ([[0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 30, 30], [0, 0, 10, 10], [50, 50, 60, 60]],
+         [0.9, 0.8, 0.7, 0.9, 0.1], 0.2, 0.6, 10),
+        ([[0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 30, 30], [0, 0, 10, 10], [50, 50, 60, 60]],
+         [0.9, 0.8, 0.7, 0.9, 0.1], 0.0, 1.0, 4),
+        ([[0, 0, 10, 10], [5, 0, 15, 10], [10, 0, 20, 10]], [0.5, 0.6, 0.5], 0.5, 1 / 3, 10),
+        ([[0, 0, 0, 0], [0, 0, 0, 0]], [0.9, 0.8], 0.1, 0.5, 10),
+    ]:
+        nms_cases.append({"boxes": np.array(b, float).reshape(-1), "scores": sc, "score_threshold": thr,
+                          "iou_threshold": iou, "max_detections": cap,
+                          "keep": nms(np.array(b, float), np.array(sc), thr, iou, cap)})
+    matching = []
+    for tracks, dets, thr in [
+        ([[0, 0, 10, 10], [100, 0, 10, 10], [40, 0, 10, 10]], [[101, 0, 10, 10], [1, 0, 10, 10], [3, 0, 10, 10],
+                                                              [300, 0, 5, 5]], 0.3),
+        ([[0, 0, 10, 10], [5, 0, 10, 10]], [[2.5, 0, 10, 10]], 0.1),  # equal IoU: the lower track index wins
+        ([[0, 0, 10, 10]], [], 0.3),
+    ]:
+        matching.append({"tracks": np.array(tracks, float).reshape(-1), "detections": np.array(dets, float).reshape(-1),
+                         "iou_threshold": thr, "pairs": match_by_iou(np.array(tracks, float), np.array(dets, float).reshape(-1, 4), thr)})
+    return {
+        "about": "Reference numbers from starpose/detect/processing.py and starpose/tracking.py; regenerate with "
+                 "tests/golden/make_golden.py",
+        "format_version": FORMAT_VERSION,
+        "tolerance": {"decode_abs": 1e-9, "geometry_abs": 1e-9},
+        "spec": spec.to_dict(),
+        "letterbox": letterboxes,
+        "anchors": {"centres": centres.reshape(-1), "strides": strides},
+        "decode": {"logits": logits, "box_logits": box.reshape(-1), "boxes": boxes.reshape(-1), "scores": scores,
+                   "keep": keep, "image_size": (480, 320), "scale": lb.scale, "image_boxes": image_boxes.reshape(-1),
+                   "pose_input_size": COCO_SPEC.input_size, "pose_padding": COCO_SPEC.bbox_padding, "crops": crops},
+        "nms": nms_cases,
+        "match_by_iou": matching,
+        "multi_tracker": make_multi_tracker(rng),
+    }
+
+
+def make_multi_tracker(rng: np.random.Generator) -> dict[str, Any]:
+    """Two people walking, a detector every 3 frames (with a spurious box, people in swapped
+    order), one person losing the torso (dropped, detection forced), a third person arriving."""
+    spec = COCO_SPEC
+    base, vis, image_size = _base_pose()
+    torso = torso_indices(spec.keypoint_names)
+    params = {"score_threshold": 0.3, "detect_every": 3, "max_people": 2, "iou_threshold": 0.3, "duplicate_iou": 0.6}
+    tracker = MultiPersonTracker(image_size, torso, smoothing=None, **params)
+    centre = base.mean(axis=0)
+    people = [np.array([-120.0, 0.0]), np.array([120.0, 10.0])]
+    frames = []
+    for i in range(10):
+        poses = [(base - centre) * 0.5 + centre + off + np.array([6.0 * i, 0.0]) for off in people]
+        record: dict[str, Any] = {"due": tracker.due()}
+        if record["due"]:
+            boxes = []
+            for kp in poses[::-1] + ([poses[0] + np.array([150.0, 0.0])] if i >= 6 else []):
+                lo, hi = kp.min(0), kp.max(0)
+                boxes.append(np.concatenate([lo - 10.0, hi - lo + 20.0]).round(3))
+            scores = [0.9, 0.8, 0.5][: len(boxes)]
+            tracker.assign(boxes, scores)
+            record["detections"] = np.array(boxes).reshape(-1)
+            record["detection_scores"] = scores
+        record["tracks_before"] = [{"id": t.id, "box": t.box.copy()} for t in tracker.tracks]
+        updates = []
+        for t in list(tracker.tracks):
+            kp = poses[0] if abs(t.box[0] + t.box[2] / 2 - (poses[0][:, 0].mean())) < \
+                abs(t.box[0] + t.box[2] / 2 - (poses[1][:, 0].mean())) else poses[1]
+            kp = (kp + rng.normal(0, 0.5, size=kp.shape)).round(3)
+            sc = np.where(vis > 0, 0.8, 0.1).astype(np.float32)
+            if i == 4 and t.id == 0:
+                sc[[11, 12]] = 0.1  # track 0 loses its hips
+            tracker.update(t, kp, sc)
+            updates.append({"id": t.id, "keypoints": kp.reshape(-1), "scores": sc, "next_box": t.box.copy(),
+                            "lost": t.lost})
+        tracker.advance()
+        record["updates"] = updates
+        record["tracks_after"] = [t.id for t in tracker.tracks]
+        frames.append(record)
+    return {"image_size": image_size, "torso": torso, "params": params, "frames": frames}
+
+
 # ----------------------------------------------------------------------------- metadata
 def sample_metadata(
     spec: PoseSpec, fmt: str, layout: str, *, affine: bool, outputs: str, precision: str, backend: str
@@ -525,6 +648,8 @@ def build_golden() -> dict[str, str]:
     files = {
         "processing.json": dumps(make_processing(rng)),
         "tracking.json": dumps(make_tracking(rng)),
+        # its own generator, so that adding it changed none of the other files
+        "detector.json": dumps(make_detector(np.random.default_rng(SEED + 16))),
     }
     docs = make_metadata()
     for name, doc in docs.items():

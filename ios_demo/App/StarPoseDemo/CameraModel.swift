@@ -17,7 +17,8 @@ final class CameraModel: NSObject, ObservableObject, AVCaptureVideoDataOutputSam
         message = "Loading \(runtime.rawValue)…"
         queue.async {
             do {
-                self.poseSession = PoseSession(estimator: try runtime.makeEstimator())
+                // the person detector exported next to the pose model, when bundled: everyone in view
+                self.poseSession = PoseSession(estimator: try runtime.makeEstimator(), detector: try runtime.makeDetector())
                 DispatchQueue.main.async { self.message = nil }
             } catch {
                 self.poseSession = nil

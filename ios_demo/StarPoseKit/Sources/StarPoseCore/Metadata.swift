@@ -88,7 +88,8 @@ public struct ModelMetadata {
     /// parsed (and so validated) here. Same rule as the Kotlin core.
     public static func pickArtifact(_ names: [String], extension ext: String, excludedBackends: Set<String>,
                                     read: (String) throws -> String) throws -> ArtifactChoice? {
-        for model in names.filter({ $0.hasSuffix(".\(ext)") }).sorted() {
+        // the person detector exported next to the pose model has its own metadata (DetectorMetadata)
+        for model in names.filter({ $0.hasSuffix(".\(ext)") && !$0.hasPrefix(detectorPrefix) }).sorted() {
             let sidecar = sidecarCandidates(model).first { names.contains($0) }
             var metadata: ModelMetadata?
             if let sidecar { metadata = try parse(try read(sidecar), source: sidecar) }

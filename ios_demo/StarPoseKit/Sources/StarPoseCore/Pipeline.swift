@@ -88,12 +88,16 @@ public final class PosePipeline {
 
     /// Crop the tracked region of `frame` into the model's input tensor.
     public func prepare(_ frame: RgbImage) throws -> PreparedInput {
+        try prepareBox(frame, box: tracker.box)
+    }
+
+    /// Crop `box` (a tracked ROI or a detector box, image pixels) of `frame` into the model's input.
+    public func prepareBox(_ frame: RgbImage, box: Box) throws -> PreparedInput {
         guard frame.width == imageWidth, frame.height == imageHeight else {
             throw PoseError.invalidArgument("frame is \(frame.width)x\(frame.height), pipeline was built for \(imageWidth)x\(imageHeight)")
         }
         let spec = metadata.spec
         let input = metadata.input
-        let box = tracker.box
         let cs = bboxXywhToCs(box, inputWidth: spec.inputWidth, inputHeight: spec.inputHeight, padding: spec.bboxPadding)
         let imageToCrop = try getWarpMatrix(cs, rotation: 0, outputWidth: spec.inputWidth, outputHeight: spec.inputHeight)
         let cropToImage = try imageToCrop.inverse()
@@ -110,6 +114,15 @@ public final class PosePipeline {
 
     /// Turn the model's output for `prepared` into an image-pixel pose and advance the tracker.
     public func finish(_ prepared: PreparedInput, output: ModelOutput, timestamp: Double) throws -> PoseResult {
+        let (image, scores) = try imageKeypoints(prepared, output: output)
+        let valid = scores.map { Double($0) > threshold }
+        let smoothed = try filter.filterKeypoints(image, timestamp: timestamp, validPerKeypoint: valid)
+        let next = tracker.update(image, scores: scores)
+        return PoseResult(keypoints: image, smoothed: smoothed, scores: scores, box: prepared.box, nextBox: next, lost: tracker.lost)
+    }
+
+    /// The model's output for `prepared` as image-pixel keypoints `[x0, y0, ...]` and scores.
+    public func imageKeypoints(_ prepared: PreparedInput, output: ModelOutput) throws -> ([Double], [Float]) {
         let k = metadata.spec.numKeypoints
         let image: [Double]
         let scores: [Float]
@@ -128,10 +141,73 @@ public final class PosePipeline {
             image = keypointsToImage(kp, cropToImage: prepared.cropToImage)
             scores = kp.scores
         }
-        let valid = scores.map { Double($0) > threshold }
-        let smoothed = try filter.filterKeypoints(image, timestamp: timestamp, validPerKeypoint: valid)
-        let next = tracker.update(image, scores: scores)
-        return PoseResult(keypoints: image, smoothed: smoothed, scores: scores, box: prepared.box, nextBox: next, lost: tracker.lost)
+        return (image, scores)
+    }
+}
+
+/// One tracked person's pose this frame.
+public struct PersonPose {
+    public let trackId: Int
+    public let keypoints: [Double]
+    public let smoothed: [Double]
+    public let scores: [Float]
+    public let box: Box
+    public let boxScore: Double
+}
+
+/// Everyone in the frame (`PeoplePipeline` in the Kotlin core): detector → crops → pose for up to
+/// `maxPeople` people, each followed by ROI tracking between detections (`MultiPersonTracker`).
+public final class PeoplePipeline {
+    public let pose: PosePipeline
+    public let detector: PersonDetectorStep
+    public let maxPeople: Int
+    public let tracker: MultiPersonTracker
+    private let threshold: Double
+
+    public init(pose: PosePipeline, detector: PersonDetectorStep, maxPeople: Int = 5, detectEvery: Int = 5,
+                roiParams: RoiParams = RoiParams(), filterParams: FilterParams? = .standard) throws {
+        self.pose = pose
+        self.detector = detector
+        self.maxPeople = maxPeople
+        self.threshold = roiParams.scoreThreshold
+        let spec = pose.metadata.spec
+        tracker = MultiPersonTracker(imageWidth: Double(pose.imageWidth), imageHeight: Double(pose.imageHeight),
+                                     torso: try torsoIndices(spec.keypointNames), roiParams: roiParams,
+                                     params: try MultiTrackParams(detectEvery: detectEvery, maxPeople: maxPeople),
+                                     filterParams: filterParams, numValues: 2 * spec.numKeypoints)
+    }
+
+    public func needsDetection() -> Bool { tracker.due() }
+
+    /// The detector artifact's outputs for this frame (letterboxed by `detector.prepare`).
+    @discardableResult
+    public func onDetections(boxes: [Float], scores: [Float], letterbox lb: Letterbox) throws -> [Detection] {
+        let found = try detector.finish(boxes: boxes, scores: scores, letterbox: lb, imageWidth: pose.imageWidth,
+                                        imageHeight: pose.imageHeight, maxPeople: maxPeople)
+        tracker.assign(found.map { $0.box }, scores: found.map { $0.score })
+        return found
+    }
+
+    /// One pose-model input per followed person, in `tracker.tracks` order.
+    public func preparePeople(_ frame: RgbImage) throws -> [(Track, PreparedInput)] {
+        try tracker.tracks.map { ($0, try pose.prepareBox(frame, box: $0.box)) }
+    }
+
+    /// The pose outputs of `prepared` (same order) → smoothed poses; advances the tracker.
+    public func finishPeople(_ prepared: [(Track, PreparedInput)], outputs: [ModelOutput], timestamp: Double) throws -> [PersonPose] {
+        guard prepared.count == outputs.count else {
+            throw PoseError.invalidArgument("\(outputs.count) pose outputs for \(prepared.count) people")
+        }
+        var out: [PersonPose] = []
+        for ((track, input), output) in zip(prepared, outputs) {
+            let (image, scores) = try pose.imageKeypoints(input, output: output)
+            let valid = scores.map { Double($0) > threshold }
+            let smoothed = try track.filter?.filterKeypoints(image, timestamp: timestamp, validPerKeypoint: valid) ?? image
+            tracker.update(track, xy: image, scores: scores)
+            out.append(PersonPose(trackId: track.id, keypoints: image, smoothed: smoothed, scores: scores, box: input.box, boxScore: track.score))
+        }
+        tracker.advance()
+        return out
     }
 }
 

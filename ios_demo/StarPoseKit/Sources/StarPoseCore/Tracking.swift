@@ -193,3 +193,161 @@ public final class RoiTracker {
         return box
     }
 }
+
+/// IoU of two `(x, y, w, h)` boxes; 0 when the union is empty (`box_iou_xywh`).
+public func boxIouXywh(_ a: Box, _ b: Box) -> Double {
+    let iw = max(0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x))
+    let ih = max(0, min(a.y + a.h, b.y + b.h) - max(a.y, b.y))
+    let inter = iw * ih
+    let union = max(a.w, 0) * max(a.h, 0) + max(b.w, 0) * max(b.h, 0) - inter
+    return union > 0 ? inter / union : 0
+}
+
+/// `match_by_iou`: greedy one-to-one matching; pairs with IoU >= `iouThreshold` taken by
+/// descending IoU (ties: lower track, then lower detection index). Returns (track, detection).
+public func matchByIou(tracks: [Box], detections: [Box], iouThreshold: Double = 0.3) -> [(Int, Int)] {
+    var cands: [(iou: Double, t: Int, d: Int)] = []
+    for (t, tb) in tracks.enumerated() {
+        for (d, db) in detections.enumerated() {
+            let v = boxIouXywh(tb, db)
+            if v >= iouThreshold { cands.append((v, t, d)) }
+        }
+    }
+    cands.sort { $0.iou != $1.iou ? $0.iou > $1.iou : ($0.t != $1.t ? $0.t < $1.t : $0.d < $1.d) }
+    var usedT = Set<Int>()
+    var usedD = Set<Int>()
+    var out: [(Int, Int)] = []
+    for c in cands where !usedT.contains(c.t) && !usedD.contains(c.d) {
+        usedT.insert(c.t)
+        usedD.insert(c.d)
+        out.append((c.t, c.d))
+    }
+    return out
+}
+
+/// One followed person (`Track`): stable id, next crop box, last pose, own One Euro filter.
+public final class Track {
+    public let id: Int
+    public var box: Box
+    public var score: Double
+    public let filter: OneEuroFilter?
+    public var keypoints: [Double]?
+    public var scores: [Float]?
+    public var lost = false
+
+    public init(id: Int, box: Box, score: Double, filter: OneEuroFilter?) {
+        self.id = id
+        self.box = box
+        self.score = score
+        self.filter = filter
+    }
+}
+
+/// Multi-person tracker parameters, defaults as in tracking.py.
+public struct MultiTrackParams: Equatable {
+    public var detectEvery: Int
+    public var maxPeople: Int
+    public var iouThreshold: Double
+    public var duplicateIou: Double
+
+    public init(detectEvery: Int = 5, maxPeople: Int = 5, iouThreshold: Double = 0.3, duplicateIou: Double = 0.6) throws {
+        guard detectEvery >= 1, maxPeople >= 1 else {
+            throw PoseError.invalidArgument("detect_every and max_people must be >= 1, got \(detectEvery), \(maxPeople)")
+        }
+        self.detectEvery = detectEvery
+        self.maxPeople = maxPeople
+        self.iouThreshold = iouThreshold
+        self.duplicateIou = duplicateIou
+    }
+}
+
+/// `MultiPersonTracker`: a detector every `detectEvery` frames (and when a track was lost or
+/// nobody is followed), IoU matching to the tracks, ROI tracking in between. Per frame:
+/// `due()` → (detector → `assign`) → crop every `tracks` box → `update` each → `advance()`.
+public final class MultiPersonTracker {
+    public let imageWidth: Double
+    public let imageHeight: Double
+    public let torso: [Int]
+    public let roiParams: RoiParams
+    public let params: MultiTrackParams
+    public let filterParams: FilterParams?
+    public let numValues: Int
+    public private(set) var tracks: [Track] = []
+    public private(set) var frame = 0
+    private var nextId = 0
+    private var sinceDetection: Int?
+    private var force = true
+
+    public init(imageWidth: Double, imageHeight: Double, torso: [Int], roiParams: RoiParams = RoiParams(),
+                params: MultiTrackParams, filterParams: FilterParams? = .standard, numValues: Int = 34) {
+        self.imageWidth = imageWidth
+        self.imageHeight = imageHeight
+        self.torso = torso
+        self.roiParams = roiParams
+        self.params = params
+        self.filterParams = filterParams
+        self.numValues = numValues
+    }
+
+    public func due() -> Bool {
+        force || tracks.isEmpty || sinceDetection == nil || sinceDetection! >= params.detectEvery
+    }
+
+    /// This frame's detections, best first: match, start and drop tracks.
+    public func assign(_ boxes: [Box], scores: [Double]? = nil) {
+        let sc = scores ?? [Double](repeating: 1.0, count: boxes.count)
+        let pairs = matchByIou(tracks: tracks.map { $0.box }, detections: boxes, iouThreshold: params.iouThreshold)
+        var kept: [Track] = []
+        for (t, d) in pairs {
+            let track = tracks[t]
+            track.box = boxes[d]
+            track.score = sc[d]
+            track.lost = false
+            kept.append(track)
+        }
+        let taken = Set(pairs.map { $0.1 })
+        for d in boxes.indices where !taken.contains(d) && kept.count < params.maxPeople {
+            kept.append(Track(id: nextId, box: boxes[d], score: sc[d], filter: filterParams.map { OneEuroFilter(size: numValues, params: $0) }))
+            nextId += 1
+        }
+        tracks = kept.sorted { $0.id < $1.id }
+        sinceDetection = 0
+        force = false
+    }
+
+    /// This frame's unsmoothed keypoints of `track`: its next box, or lost.
+    public func update(_ track: Track, xy: [Double], scores: [Float]) {
+        track.keypoints = xy
+        track.scores = scores
+        let roi = roiFromKeypoints(xy, scores: scores, imageWidth: imageWidth, imageHeight: imageHeight, torso: torso, params: roiParams)
+        track.lost = roi == nil
+        if let roi = roi { track.box = roi }
+    }
+
+    /// End the frame: drop lost and duplicate tracks, count frames since the last detection.
+    public func advance() {
+        if tracks.contains(where: { $0.lost }) { force = true }
+        let alive = tracks.filter { !$0.lost }
+        var mean: [Int: Double] = [:]
+        for t in alive {
+            let s = t.scores ?? []
+            mean[t.id] = s.isEmpty ? 0 : s.reduce(0.0) { $0 + Double($1) } / Double(s.count)
+        }
+        var drop = Set<Int>()
+        for i in alive.indices {
+            for j in (i + 1)..<max(alive.count, i + 1) {
+                let a = alive[i]
+                let b = alive[j]
+                if drop.contains(a.id) || drop.contains(b.id) { continue }
+                if boxIouXywh(a.box, b.box) > params.duplicateIou {
+                    let ma = mean[a.id]!
+                    let mb = mean[b.id]!
+                    drop.insert(mb < ma || (mb == ma && b.id > a.id) ? b.id : a.id)
+                }
+            }
+        }
+        tracks = alive.filter { !drop.contains($0.id) }
+        frame += 1
+        if let s = sinceDetection { sinceDetection = s + 1 }
+    }
+}

@@ -108,7 +108,7 @@ func floats(of array: MLMultiArray) -> [Float] {
     return out
 }
 
-private func makeBGRABuffer(width: Int, height: Int) throws -> CVPixelBuffer {
+func makeBGRABuffer(width: Int, height: Int) throws -> CVPixelBuffer {
     var buffer: CVPixelBuffer?
     let attributes = [kCVPixelBufferIOSurfacePropertiesKey as String: [String: Any]()] as CFDictionary
     let status = CVPixelBufferCreate(kCFAllocatorDefault, width, height, kCVPixelFormatType_32BGRA, attributes, &buffer)
@@ -119,7 +119,7 @@ private func makeBGRABuffer(width: Int, height: Int) throws -> CVPixelBuffer {
 }
 
 /// Interleaved RGB crop → BGRA pixel buffer (alpha 255).
-private func fillBGRA(_ buffer: CVPixelBuffer, rgb: [UInt8], width: Int, height: Int) throws {
+func fillBGRA(_ buffer: CVPixelBuffer, rgb: [UInt8], width: Int, height: Int) throws {
     CVPixelBufferLockBaseAddress(buffer, [])
     defer { CVPixelBufferUnlockBaseAddress(buffer, []) }
     guard let base = CVPixelBufferGetBaseAddress(buffer)?.assumingMemoryBound(to: UInt8.self) else {

@@ -39,6 +39,31 @@ public enum PoseRuntime: String, CaseIterable, Identifiable {
         }
     }
 
+    /// The person detector exported next to the pose model (`person_detector_*` with its sidecar)
+    /// for this runtime, or nil when the bundle has none: the session then follows one person.
+    public func makeDetector(bundle: Bundle = .main) throws -> PersonDetector? {
+        guard let root = bundle.resourceURL, let names = try? FileManager.default.contentsOfDirectory(atPath: root.path) else { return nil }
+        // Xcode compiles name.mlpackage into name.mlmodelc; the sidecar keeps the package name.
+        let listed = names.map { $0.hasSuffix(".mlmodelc") ? ($0 as NSString).deletingPathExtension + ".mlpackage" : $0 }
+        let read = { (name: String) throws -> String in String(decoding: try Data(contentsOf: root.appendingPathComponent(name)), as: UTF8.self) }
+        switch self {
+        case .coreMLAll, .coreMLNeuralEngine, .coreMLCPU:
+            guard let found = try pickDetectorArtifact(listed, extension: "mlpackage", read: read) else { return nil }
+            let model = found.0
+            let compiled = (model as NSString).deletingPathExtension + ".mlmodelc"
+            let url = root.appendingPathComponent(names.contains(compiled) ? compiled : model)
+            return try CoreMLPersonDetector(url: url, sidecar: root.appendingPathComponent("\(model).json"))
+        case .execuTorch:
+            #if canImport(ExecuTorch)
+            guard let found = try pickDetectorArtifact(names, extension: "pte", read: read) else { return nil }
+            let model = found.0
+            return try ExecuTorchPersonDetector(url: root.appendingPathComponent(model), sidecar: root.appendingPathComponent("\(model).json"))
+            #else
+            return nil
+            #endif
+        }
+    }
+
     /// The bundled model file with that extension and its metadata sidecar (if any), chosen by
     /// StarPoseCore's `pickArtifact` (every backend runs on Apple devices).
     static func find(_ ext: String, in bundle: Bundle, format: String, extraSidecar: (String) -> String?) throws -> (URL, URL?) {

@@ -8,6 +8,7 @@ import androidx.appcompat.app.AppCompatActivity
 import androidx.camera.view.PreviewView
 import androidx.core.content.ContextCompat
 import org.starpose.demo.camera.CameraController
+import org.starpose.demo.ml.PersonDetector
 import org.starpose.demo.ml.PoseAnalyzer
 import org.starpose.demo.ml.Runtime
 import org.starpose.demo.ui.OverlayView
@@ -53,7 +54,8 @@ class MainActivity : AppCompatActivity() {
         analysisExecutor.execute {
             analyzer.setEstimator(null)
             try {
-                analyzer.setEstimator(runtime.create(applicationContext))
+                // the person detector exported next to the pose model, when there is one: everyone in view
+                analyzer.setEstimator(runtime.create(applicationContext), PersonDetector.create(applicationContext, runtime))
             } catch (e: Exception) {
                 runOnUiThread { overlay.showMessage("${runtime.label}: ${e.message}") }
             }

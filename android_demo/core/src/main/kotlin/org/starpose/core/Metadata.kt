@@ -91,7 +91,8 @@ class ModelMetadata(
          * file's text; the chosen sidecar is parsed (and so validated) here.
          */
         fun pickArtifact(names: List<String>, extension: String, excludedBackends: Set<String>, read: (String) -> String): ArtifactChoice? {
-            for (model in names.filter { it.endsWith(".$extension") }.sorted()) {
+            // the person detector exported next to the pose model has its own metadata (DetectorMetadata)
+            for (model in names.filter { it.endsWith(".$extension") && !it.startsWith(DETECTOR_PREFIX) }.sorted()) {
                 val sidecar = sidecarCandidates(model).firstOrNull { it in names }
                 val metadata = sidecar?.let { parse(read(it), it) }
                 val excluded = if (metadata != null) metadata.backend in excludedBackends else excludedBackends.any { "_${it}_" in model }

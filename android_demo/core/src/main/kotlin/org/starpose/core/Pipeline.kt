@@ -92,12 +92,14 @@ class PosePipeline(
     }
 
     /** Crop the tracked region of [frame] into the model's input tensor. */
-    fun prepare(frame: RgbImage, out: ByteArray? = null): PreparedInput {
+    fun prepare(frame: RgbImage, out: ByteArray? = null): PreparedInput = prepareBox(frame, tracker.box, out)
+
+    /** Crop [box] (a tracked ROI or a detector box, image pixels) of [frame] into the model's input tensor. */
+    fun prepareBox(frame: RgbImage, box: Box, out: ByteArray? = null): PreparedInput {
         require(frame.width == imageWidth && frame.height == imageHeight) {
             "frame is ${frame.width}x${frame.height}, pipeline was built for ${imageWidth}x$imageHeight"
         }
         val input = metadata.input
-        val box = tracker.box
         val cs = bboxXywhToCs(box, spec.inputWidth, spec.inputHeight, spec.bboxPadding)
         val imageToCrop = getWarpMatrix(cs, 0.0, spec.inputWidth, spec.inputHeight)
         val cropToImage = imageToCrop.inverse()
@@ -118,7 +120,17 @@ class PosePipeline(
     /** Turn the model's output for [prepared] into an image-pixel pose and advance the tracker. */
     fun finish(prepared: PreparedInput, output: ModelOutput, timestampSeconds: Double): PoseResult {
         val k = spec.numKeypoints
-        val (image, scores) = when (output) {
+        val (image, scores) = imageKeypoints(prepared, output)
+        val valid = BooleanArray(k) { scores[it].toDouble() > threshold }
+        val smoothed = filter.filterKeypoints(image, timestampSeconds, valid)
+        val next = tracker.update(image, scores)
+        return PoseResult(image, smoothed, scores, prepared.box, next, tracker.lost)
+    }
+
+    /** The model's output for [prepared] as image-pixel keypoints `[x0, y0, ...]` and scores. */
+    fun imageKeypoints(prepared: PreparedInput, output: ModelOutput): Pair<DoubleArray, FloatArray> {
+        val k = spec.numKeypoints
+        return when (output) {
             is ModelOutput.Decoded -> {
                 require(output.keypoints.size == 2 * k && output.scores.size == k) { "decoded output is not $k keypoints" }
                 val kp = Keypoints(output.keypoints, output.scores)
@@ -131,10 +143,61 @@ class PosePipeline(
                 Pair(keypointsToImage(kp, prepared.cropToImage), kp.scores)
             }
         }
-        val valid = BooleanArray(k) { scores[it].toDouble() > threshold }
-        val smoothed = filter.filterKeypoints(image, timestampSeconds, valid)
-        val next = tracker.update(image, scores)
-        return PoseResult(image, smoothed, scores, prepared.box, next, tracker.lost)
+    }
+}
+
+/** One tracked person's pose this frame. */
+class PersonPose(val trackId: Int, val keypoints: DoubleArray, val smoothed: DoubleArray, val scores: FloatArray, val box: Box,
+                 val boxScore: Double)
+
+/**
+ * Everyone in the frame: detector → crops → pose for up to `maxPeople` people, each followed by
+ * ROI tracking between detections ([MultiPersonTracker], the loop of `predict` on video):
+ *
+ *   if [needsDetection]: [detector].prepare(frame) → [the detector artifact] → [onDetections]
+ *   [preparePeople](frame) → [the pose artifact, once per person] → [finishPeople]
+ */
+class PeoplePipeline(
+    val pose: PosePipeline,
+    val detector: PersonDetectorStep,
+    val maxPeople: Int = 5,
+    detectEvery: Int = 5,
+    roiParams: RoiParams = RoiParams(),
+    val filterParams: FilterParams? = FilterParams(),
+) {
+    private val spec = pose.metadata.spec
+    private val threshold = roiParams.scoreThreshold
+    val tracker = MultiPersonTracker(
+        pose.imageWidth.toDouble(), pose.imageHeight.toDouble(), torsoIndices(spec.keypointNames), roiParams,
+        MultiTrackParams(detectEvery = detectEvery, maxPeople = maxPeople), filterParams, 2 * spec.numKeypoints,
+    )
+
+    fun needsDetection(): Boolean = tracker.due()
+
+    /** The detector artifact's outputs for this frame (letterboxed by [detector].prepare). */
+    fun onDetections(boxes: FloatArray, scores: FloatArray, lb: Letterbox): List<Detection> {
+        val found = detector.finish(boxes, scores, lb, pose.imageWidth, pose.imageHeight, maxPeople)
+        tracker.assign(found.map { it.box }, found.map { it.score })
+        return found
+    }
+
+    /** One pose-model input per followed person, in [MultiPersonTracker.tracks] order. */
+    fun preparePeople(frame: RgbImage): List<Pair<Track, PreparedInput>> = tracker.tracks.map { Pair(it, pose.prepareBox(frame, it.box)) }
+
+    /** The pose outputs of [prepared] (same order) → smoothed poses; advances the tracker. */
+    fun finishPeople(prepared: List<Pair<Track, PreparedInput>>, outputs: List<ModelOutput>, timestampSeconds: Double): List<PersonPose> {
+        require(prepared.size == outputs.size) { "${outputs.size} pose outputs for ${prepared.size} people" }
+        val k = spec.numKeypoints
+        val out = prepared.zip(outputs).map { (pair, output) ->
+            val (track, input) = pair
+            val (image, scores) = pose.imageKeypoints(input, output)
+            val valid = BooleanArray(k) { scores[it].toDouble() > threshold }
+            val smoothed = track.filter?.filterKeypoints(image, timestampSeconds, valid) ?: image
+            tracker.update(track, image, scores)
+            PersonPose(track.id, image, smoothed, scores, input.box, track.score)
+        }
+        tracker.advance()
+        return out
     }
 }
 

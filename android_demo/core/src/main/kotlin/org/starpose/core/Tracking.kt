@@ -155,3 +155,134 @@ class RoiTracker(val imageW: Double, val imageH: Double, val torso: IntArray, va
         return box
     }
 }
+
+/** IoU of two `(x, y, w, h)` boxes; 0 when the union is empty (`box_iou_xywh`). */
+fun boxIouXywh(a: Box, b: Box): Double {
+    val iw = maxOf(0.0, minOf(a.x + a.w, b.x + b.w) - maxOf(a.x, b.x))
+    val ih = maxOf(0.0, minOf(a.y + a.h, b.y + b.h) - maxOf(a.y, b.y))
+    val inter = iw * ih
+    val union = maxOf(a.w, 0.0) * maxOf(a.h, 0.0) + maxOf(b.w, 0.0) * maxOf(b.h, 0.0) - inter
+    return if (union > 0) inter / union else 0.0
+}
+
+/**
+ * `match_by_iou`: greedy one-to-one matching; pairs with IoU >= [iouThreshold] taken by
+ * descending IoU (ties: lower track, then lower detection index). Returns (track, detection).
+ */
+fun matchByIou(tracks: List<Box>, detections: List<Box>, iouThreshold: Double = 0.3): List<Pair<Int, Int>> {
+    data class Cand(val iou: Double, val t: Int, val d: Int)
+    val cands = ArrayList<Cand>()
+    for ((t, tb) in tracks.withIndex()) for ((d, db) in detections.withIndex()) {
+        val v = boxIouXywh(tb, db)
+        if (v >= iouThreshold) cands.add(Cand(v, t, d))
+    }
+    cands.sortWith(compareByDescending<Cand> { it.iou }.thenBy { it.t }.thenBy { it.d })
+    val usedT = HashSet<Int>()
+    val usedD = HashSet<Int>()
+    val out = ArrayList<Pair<Int, Int>>()
+    for (c in cands) {
+        if (c.t in usedT || c.d in usedD) continue
+        usedT.add(c.t)
+        usedD.add(c.d)
+        out.add(Pair(c.t, c.d))
+    }
+    return out
+}
+
+/** One followed person (`Track`): stable id, next crop box, last pose, own One Euro filter. */
+class Track(val id: Int, var box: Box, var score: Double, val filter: OneEuroFilter?) {
+    var keypoints: DoubleArray? = null
+    var scores: FloatArray? = null
+    var lost: Boolean = false
+}
+
+/** Multi-person tracker parameters, defaults as in tracking.py. */
+data class MultiTrackParams(
+    val detectEvery: Int = 5,
+    val maxPeople: Int = 5,
+    val iouThreshold: Double = 0.3,
+    val duplicateIou: Double = 0.6,
+) {
+    init {
+        require(detectEvery >= 1 && maxPeople >= 1) { "detect_every and max_people must be >= 1, got $detectEvery, $maxPeople" }
+    }
+}
+
+/**
+ * `MultiPersonTracker`: a detector every [MultiTrackParams.detectEvery] frames (and when a track
+ * was lost or nobody is followed), IoU matching to the tracks, ROI tracking in between. Per
+ * frame: [due] → (detector → [assign]) → crop every [tracks] box → [update] each → [advance].
+ */
+class MultiPersonTracker(
+    val imageW: Double,
+    val imageH: Double,
+    val torso: IntArray,
+    val roiParams: RoiParams = RoiParams(),
+    val params: MultiTrackParams = MultiTrackParams(),
+    /** One Euro parameters of each track's filter, null for none; [numValues] values per pose. */
+    val filterParams: FilterParams? = FilterParams(),
+    val numValues: Int = 34,
+) {
+    var tracks: List<Track> = emptyList()
+        private set
+    var frame: Int = 0
+        private set
+    private var nextId = 0
+    private var sinceDetection: Int? = null
+    private var force = true
+
+    fun due(): Boolean = force || tracks.isEmpty() || sinceDetection == null || sinceDetection!! >= params.detectEvery
+
+    /** This frame's detections, best first: match, start and drop tracks. */
+    fun assign(boxes: List<Box>, scores: List<Double>? = null) {
+        val sc = scores ?: List(boxes.size) { 1.0 }
+        val pairs = matchByIou(tracks.map { it.box }, boxes, params.iouThreshold)
+        val kept = ArrayList<Track>()
+        for ((t, d) in pairs) {
+            val track = tracks[t]
+            track.box = boxes[d]
+            track.score = sc[d]
+            track.lost = false
+            kept.add(track)
+        }
+        val taken = pairs.map { it.second }.toSet()
+        for (d in boxes.indices) {
+            if (d in taken || kept.size >= params.maxPeople) continue
+            kept.add(Track(nextId, boxes[d], sc[d], filterParams?.let { OneEuroFilter(numValues, it) }))
+            nextId++
+        }
+        tracks = kept.sortedBy { it.id }
+        sinceDetection = 0
+        force = false
+    }
+
+    /** This frame's unsmoothed keypoints of [track]: its next box, or lost. */
+    fun update(track: Track, xy: DoubleArray, scores: FloatArray) {
+        track.keypoints = xy.copyOf()
+        track.scores = scores.copyOf()
+        val roi = roiFromKeypoints(xy, scores, imageW, imageH, torso, roiParams)
+        track.lost = roi == null
+        if (roi != null) track.box = roi
+    }
+
+    /** End the frame: drop lost and duplicate tracks, count frames since the last detection. */
+    fun advance() {
+        if (tracks.any { it.lost }) force = true
+        val alive = tracks.filter { !it.lost }
+        val mean = alive.associate { t -> t.id to (t.scores?.let { s -> s.sumOf { it.toDouble() } / s.size } ?: 0.0) }
+        val drop = HashSet<Int>()
+        for (i in alive.indices) for (j in i + 1 until alive.size) {
+            val a = alive[i]
+            val b = alive[j]
+            if (a.id in drop || b.id in drop) continue
+            if (boxIouXywh(a.box, b.box) > params.duplicateIou) {
+                val ma = mean.getValue(a.id)
+                val mb = mean.getValue(b.id)
+                drop.add(if (mb < ma || (mb == ma && b.id > a.id)) b.id else a.id)
+            }
+        }
+        tracks = alive.filter { it.id !in drop }
+        frame++
+        sinceDetection = sinceDetection?.plus(1)
+    }
+}

@@ -394,6 +394,7 @@ fun main(args: Array<String>) {
     runGolden(dir, r)
     runUnit(dir, r)
     runArtifactChoice(dir, r)
+    runDetector(dir, r)
     for (f in r.failures) System.err.println("FAILED $f")
     println("${r.passed} passed, ${r.failures.size} failed")
     exitProcess(if (r.failures.isEmpty()) 0 else 1)

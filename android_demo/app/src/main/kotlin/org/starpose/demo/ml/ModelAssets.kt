@@ -40,6 +40,9 @@ object ModelAssets {
         return ModelMetadata.parse(text, "${asset.file.name} (embedded metadata)")
     }
 
+    /** Copy asset [name] out to a file path (the runtimes load files), once per install. */
+    fun copy(context: Context, name: String): File = copyOut(context, name)
+
     private fun copyOut(context: Context, name: String): File {
         val dest = File(context.filesDir, "models/$name")
         val length = context.assets.openFd(name).use { it.length }

@@ -7,12 +7,13 @@ import android.graphics.Paint
 import android.util.AttributeSet
 import android.view.View
 import org.starpose.core.Affine
+import org.starpose.core.DrawList
 import org.starpose.core.Side
 import org.starpose.demo.ml.FrameResult
 import java.util.Locale
 
 /**
- * Draws the smoothed skeleton over the FILL_CENTER preview: bones and joints coloured by side,
+ * Draws the smoothed skeleton(s) over the FILL_CENTER preview: bones and joints coloured by side,
  * each joint's score, and the runtime, FPS and latency.
  */
 class OverlayView @JvmOverloads constructor(context: Context, attrs: AttributeSet? = null) : View(context, attrs) {
@@ -42,6 +43,20 @@ class OverlayView @JvmOverloads constructor(context: Context, attrs: AttributeSe
         Side.CENTER -> Color.rgb(80, 160, 255)
     }
 
+    private fun drawSkeleton(canvas: Canvas, xy: DoubleArray, scores: FloatArray, drawList: DrawList) {
+        for (line in drawList.lines) {
+            bone.color = colorOf(line.side)
+            canvas.drawLine(xy[2 * line.a].toFloat(), xy[2 * line.a + 1].toFloat(), xy[2 * line.b].toFloat(), xy[2 * line.b + 1].toFloat(), bone)
+        }
+        for (p in drawList.points) {
+            val px = xy[2 * p.index].toFloat()
+            val py = xy[2 * p.index + 1].toFloat()
+            joint.color = colorOf(p.side)
+            canvas.drawCircle(px, py, 5f * density, joint)
+            canvas.drawText(String.format(Locale.US, "%.2f", scores[p.index]), px + 7f * density, py - 4f * density, label)
+        }
+    }
+
     override fun onDraw(canvas: Canvas) {
         super.onDraw(canvas)
         var y = 28f * density
@@ -51,23 +66,14 @@ class OverlayView @JvmOverloads constructor(context: Context, attrs: AttributeSe
         }
         val r = result ?: return
         val toView = Affine.fillCenter(r.imageWidth.toDouble(), r.imageHeight.toDouble(), width.toDouble(), height.toDouble())
-        val xy = toView.apply(r.pose.smoothed)
-        for (line in r.drawList.lines) {
-            bone.color = colorOf(line.side)
-            canvas.drawLine(xy[2 * line.a].toFloat(), xy[2 * line.a + 1].toFloat(), xy[2 * line.b].toFloat(), xy[2 * line.b + 1].toFloat(), bone)
-        }
-        for (p in r.drawList.points) {
-            val px = xy[2 * p.index].toFloat()
-            val py = xy[2 * p.index + 1].toFloat()
-            joint.color = colorOf(p.side)
-            canvas.drawCircle(px, py, 5f * density, joint)
-            canvas.drawText(String.format(Locale.US, "%.2f", r.pose.scores[p.index]), px + 7f * density, py - 4f * density, label)
-        }
+        r.pose?.let { pose -> r.drawList?.let { drawSkeleton(canvas, toView.apply(pose.smoothed), pose.scores, it) } }
+        for ((person, drawList) in r.people) drawSkeleton(canvas, toView.apply(person.smoothed), person.scores, drawList)
         val m = r.metrics
+        val state = r.pose?.let { if (it.lost) "searching (full frame)" else "tracking" } ?: "${r.people.size} people"
         for (text in listOf(
             r.runtime,
             String.format(Locale.US, "%.1f FPS   model %.1f ms   frame %.1f ms", m.fps, m.modelMs, m.frameMs),
-            if (r.pose.lost) "searching (full frame)" else "tracking",
+            state,
         )) {
             canvas.drawText(text, 16f * density, y, hud)
             y += 20f * density
