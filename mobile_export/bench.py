@@ -61,6 +61,7 @@ class BenchTarget:
     size_bytes: int | None = None
     export_seconds: float | None = None
     has_metadata: bool = False
+    kind: str = "pose"  # pose | detector (the bundled person detector, mobile_export.detector)
 
 
 @dataclass
@@ -102,6 +103,16 @@ def _target_for_file(path: Path, manifest_entry: dict[str, Any] | None) -> Bench
     exporter = exporter_for(path)
     if exporter is None:
         raise ValueError(f"{path}: not an artifact bench knows (.pte, .tflite, .onnx, .pt, .ptl, .mlpackage)")
+    from .detector import bench_fields, is_detector_artifact
+
+    if is_detector_artifact(path):
+        try:
+            fields = bench_fields(path)
+        except MetadataError as e:
+            raise ValueError(f"{path}: its metadata sidecar is unreadable ({e})") from e
+        size = (manifest_entry or {}).get("size") or describe_path(path)["size"]
+        return BenchTarget(name=path.name, format=exporter.name, path=str(path), size_bytes=int(size),
+                           export_seconds=(manifest_entry or {}).get("export_seconds"), kind="detector", **fields)
     meta = None
     side = sidecar_path(path)
     if side.is_file():
@@ -196,6 +207,10 @@ def _open_with_metadata(target: BenchTarget) -> Callable[[], Any]:
 
         return run
     path = Path(target.path)
+    if target.kind == "detector":  # a letterboxed sample frame in, boxes and scores out
+        from .detector import open_detector_call
+
+        return open_detector_call(path)
     meta = read_metadata_file(sidecar_path(path))
     if target.format not in FORMAT_MODULES:
         raise ValueError(f"{path}: unknown artifact format {target.format!r}")

@@ -369,8 +369,11 @@ def _export_formats() -> list[str]:
 @click.option("--int8-depthwise", is_flag=True,
               help="int8 only: quantize the depthwise convolutions too (smaller; faster for starpose_m/l and "
                    "where int8 depthwise kernels are fast, slower for t/s on x86).")
+@click.option("--detector/--no-detector", default=True, show_default=True,
+              help="Also export the bundled person detector in the chosen formats that hold it "
+                   "(executorch, tflite, coreml; fp32/fp16).")
 def export_cmd(fmt, precision, variant, weights, seed, out_dir, affine, raw_outputs, scheme, calib_data,
-               calib_limit, qat_checkpoint, int8_depthwise) -> None:
+               calib_limit, qat_checkpoint, int8_depthwise, detector) -> None:
     """Export VARIANT as phone-ready artifacts (uint8 RGB crop in, keypoints out) + manifest.json."""
     _check_weights(weights)
 
@@ -398,8 +401,23 @@ def export_cmd(fmt, precision, variant, weights, seed, out_dir, affine, raw_outp
     try:
         export_formats(model, info, exporters, out_dir, precision=precision, affine=affine, raw=raw_outputs,
                        progress=click.echo)
+        if detector:
+            _export_detector([e.name for e in exporters], out_dir, precision)
     except MissingExtraError as e:
         raise click.ClickException(str(e)) from e
+
+
+def _export_detector(formats: list[str], out_dir: str, precision: str) -> None:
+    """The person detector next to the pose artifacts, in those of ``formats`` that hold it."""
+    from mobile_export.detector import DETECTOR_FORMATS, export_detector
+
+    chosen = tuple(f for f in formats if f in DETECTOR_FORMATS)
+    if not chosen:
+        return
+    click.echo(f"exporting the person detector as {', '.join(chosen)} [{precision}] → {out_dir}")
+    for p in export_detector(out_dir, chosen, precision=precision, progress=click.echo):
+        if not p.name.endswith(".json"):
+            click.echo(f"  wrote {p}")
 
 
 def _calibration_source(calib_data: str | None):

@@ -65,13 +65,29 @@ class CspBlock(nn.Module):
         return torch.cat((self.res_out_conv(self.res_blocks(x)), x), 1)
 
 
+class EdgeMaxPool(nn.Module):
+    """``MaxPool2d(3, 2, padding=1)`` computed on the input with its border row and column
+    repeated instead of ``-inf`` padding: every padded cell of a window repeats a cell of the same
+    window, so the maxima are identical. Converters turn ``-inf`` padding into a padding op that
+    LiteRT's XNNPACK delegate refuses (splitting the graph); slices and concatenations it takes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pool = nn.MaxPool2d(3, 2, 0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.cat((x[:, :, :1], x, x[:, :, -1:]), 2)
+        x = torch.cat((x[:, :, :, :1], x, x[:, :, :, -1:]), 3)
+        return self.pool(x)
+
+
 class CspBackbone(nn.Module):
     """NanoDet's ``CustomCspNet`` as the g model configures it; returns strides 8, 16 and 32."""
 
     def __init__(self) -> None:
         super().__init__()
         self.stem = ConvAct(3, 32, stride=2)
-        self.pool = nn.MaxPool2d(3, 2, 1)
+        self.pool = EdgeMaxPool()
         self.stage1 = CspBlock(32, 1, 1)
         self.stage2 = CspBlock(64, 2, 2)
         self.stage3 = CspBlock(128, 2, 2)
@@ -136,7 +152,9 @@ class NanoDetPerson(nn.Module):
         for level, feat in zip(self.head, self.fpn(self.backbone(x))):
             outs.append(level(feat).flatten(2))  # (B, 1 + 4 * bins, h * w)
         out = torch.cat(outs, 2).transpose(1, 2)  # (B, N, 1 + 4 * bins)
-        return out[..., 0], out[..., 1:].reshape(out.shape[0], out.shape[1], 4, self.spec.num_bins)
+        b, n = out.shape[0], out.shape[1]
+        # slices and reshapes rather than an index / squeeze: ops XNNPACK takes into its delegate
+        return out[..., :1].reshape(b, n), out[..., 1:].reshape(b, n, 4, self.spec.num_bins)
 
 
 def create_detector(pretrained: bool = True, spec: DetectorSpec = PERSON_DETECTOR_SPEC) -> NanoDetPerson:
