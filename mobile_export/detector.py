@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from starpose._quiet import captured, outside
 from starpose.detect.spec import PERSON_DETECTOR_SPEC, DetectorSpec
 
 from .base import ArtifactLoadError, ObservedIO, RuntimeUnavailable, Staging, TensorInfo, require
@@ -303,6 +304,7 @@ def export_detector(out_dir: Path, formats: tuple[str, ...] = DETECTOR_FORMATS, 
 
     from .manifest import update_manifest
 
+    progress = outside(progress)  # our own lines reach the terminal from the captured conversions
     unknown = [f for f in formats if f not in DETECTOR_FORMATS]
     if unknown:
         raise ValueError(f"the detector exports to {', '.join(DETECTOR_FORMATS)}, not {', '.join(unknown)}")
@@ -318,7 +320,7 @@ def export_detector(out_dir: Path, formats: tuple[str, ...] = DETECTOR_FORMATS, 
         start = time.perf_counter()
         meta = build_detector_metadata(spec, fmt=fmt, precision=precision, weights_sha256=sha,
                                        runtime=_RUNTIME_NOTES[fmt])
-        with Staging(out_dir) as stage, torch.no_grad():
+        with Staging(out_dir) as stage, torch.no_grad(), captured(f"the detector's {fmt} exporter"):
             _EXPORTERS[fmt](network, spec, precision, meta, stage.path(name))
             stage.write_text(sidecar_path(Path(name)).name, json.dumps(meta, indent=2) + "\n")
             paths = stage.commit()

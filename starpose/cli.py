@@ -415,9 +415,11 @@ def _export_detector(formats: list[str], out_dir: str, precision: str) -> None:
     if not chosen:
         return
     click.echo(f"exporting the person detector as {', '.join(chosen)} [{precision}] → {out_dir}")
+    from mobile_export.export import wrote_line
+
     for p in export_detector(out_dir, chosen, precision=precision, progress=click.echo):
         if not p.name.endswith(".json"):
-            click.echo(f"  wrote {p}")
+            click.echo(wrote_line(p))
 
 
 def _calibration_source(calib_data: str | None):
