@@ -187,11 +187,6 @@ def _verify_artifact(
     if is_detector_artifact(path):  # the person detector: its own metadata; parity on real frames
         verify_detector_artifact(path, manifest, result)
         return result
-    from .detector import is_detector_artifact, verify_detector_artifact
-
-    if is_detector_artifact(path):  # the person detector: its own metadata; parity on real frames
-        verify_detector_artifact(path, manifest, result)
-        return result
     side = sidecar_path(path)
 
     # 1. integrity

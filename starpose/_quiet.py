@@ -95,6 +95,11 @@ def verbose() -> bool:
     return bool(_state["verbose"])
 
 
+def clear_held() -> None:
+    """Forget the held-back warnings (each CLI command starts with none)."""
+    _held.clear()
+
+
 def held_output() -> str:
     """Library warnings raised outside a captured call (not shown unless the command fails)."""
     return "".join(_held)

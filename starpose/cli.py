@@ -44,6 +44,7 @@ class _Group(click.Group):
         super().add_command(cmd, name)
 
     def invoke(self, ctx: click.Context):
+        _quiet.clear_held()  # warnings held back belong to this command only
         try:
             return super().invoke(ctx)
         except BaseException as e:
@@ -142,19 +143,40 @@ def _split_size(value: str | None) -> tuple[int, int] | None:
 @click.option("--photometric", is_flag=True,
               help="Add HSV jitter, blur and coarse-dropout occlusion (RTMPose stage 1; not in the release recipe).")
 @click.option("--init-weights", type=click.Path(dir_okay=False), default=None, help="Start from these weights.")
+@click.option("--mix", "mix_file", type=click.Path(dir_okay=False), default=None,
+              help="Mix file: several sources, each drawn with its weight (e.g. recipes/default_weights/people_mix.json).")
+@click.option("--source", "sources", multiple=True, metavar="NAME=FORMAT:PATH[@WEIGHT]",
+              help="A source to train on (FORMAT coco: a person_keypoints json; lsp: a folder with joints.mat); repeatable, adds to --mix.")
+@click.option("--source-weight", "source_weights", multiple=True, metavar="NAME=WEIGHT",
+              help="Override the sampling weight of a --mix source; repeatable.")
+@click.option("--root", "roots", multiple=True, metavar="NAME=PATH", help="Override a {NAME} root of the --mix file.")
+@click.option("--epoch-size", type=click.IntRange(min=1), default=None, help="People drawn per epoch of a mix.")
+@click.option("--ema", "ema_decay", type=float, default=None, help="EMA decay of the weights (e.g. 0.9995; 0 = off).")
+@click.option("--lr-schedule", type=click.Choice(["step", "cosine"]), default=None,
+              help="step: --lr-steps; cosine: from --lr to 1%% of it at the last epoch.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="PyTorch intra-op threads.")
 @click.option("--work-dir", type=click.Path(file_okay=False), default="runs/train", show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from WORK_DIR/last.pt.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_cmd(config_name, list_configs, data_root, ann_file, img_dir, val_ann_file, val_img_dir, val_det_file,
               dataset, variant, input_size, epochs, batch_size, base_lr, no_scale_lr, warmup_iters, lr_steps,
-              val_interval, num_workers, seed, weight_decay, photometric, no_aug, init_weights, work_dir, resume, quiet) -> None:
-    """Train a variant on a COCO-format folder (or a named recipe). Multi-process: run it under
-    ``torchrun --nproc-per-node N``."""
+              val_interval, num_workers, seed, weight_decay, photometric, no_aug, init_weights, mix_file, sources,
+              source_weights, roots, epoch_size, ema_decay, lr_schedule, threads, work_dir, resume, quiet) -> None:
+    """Train a variant on a COCO-format folder, a mix of sources (--mix, --source) or a named
+    recipe. Multi-process: run it under ``torchrun --nproc-per-node N``."""
     if not list_configs:
+        if config_name:
+            from .train.config import list_recipes as _names  # no torch: the name is checked first
+
+            if config_name not in _names():
+                raise click.BadParameter(f"unknown config {config_name!r}; known: {', '.join(_names())}",
+                                         param_hint="--config")
         _check_paths(("--ann-file", ann_file, "file"), ("--img-dir", img_dir, "dir"),
                      ("--val-ann-file", val_ann_file, "file"), ("--val-img-dir", val_img_dir, "dir"),
                      ("--val-det-file", val_det_file, "file"), ("--init-weights", init_weights, "file"),
                      ("--data-root", data_root if config_name else None, "dir"))
+
+    from pathlib import Path
 
     from .train import TrainConfig, get_recipe, list_recipes
     from .train.loop import train
@@ -168,9 +190,20 @@ def train_cmd(config_name, list_configs, data_root, ann_file, img_dir, val_ann_f
         except KeyError as e:
             raise click.BadParameter(str(e.args[0]), param_hint="--config") from e
     else:
-        if not ann_file or not img_dir:
-            raise click.UsageError("give --config NAME, or --ann-file and --img-dir")
+        if not (mix_file or sources) and (not ann_file or not img_dir):
+            raise click.UsageError("give --config NAME, --mix FILE / --source ..., or --ann-file and --img-dir")
         cfg = TrainConfig()
+    if (mix_file or sources) and (ann_file or img_dir or config_name):
+        raise click.UsageError("--mix/--source replace --ann-file/--img-dir/--config; give one or the other")
+    if (source_weights or roots) and not mix_file:
+        raise click.UsageError("--source-weight and --root change a --mix file; give --mix")
+    if epoch_size and not (mix_file or sources):
+        raise click.UsageError("--epoch-size is for --mix/--source training")
+    cfg = cfg.override(
+        mix=str(Path(mix_file).resolve()) if mix_file else None, sources=tuple(sources) or None,
+        mix_weights=_pairs(source_weights, float, "--source-weight"), mix_roots=_pairs(roots, str, "--root"),
+        epoch_size=epoch_size, ema_decay=ema_decay, lr_schedule=lr_schedule, threads=threads,
+    )
     cfg = cfg.override(
         train_ann=ann_file, train_images=img_dir, val_ann=val_ann_file, val_images=val_img_dir,
         val_det=val_det_file, dataset=dataset, variant=variant, input_size=_split_size(input_size), epochs=epochs,
@@ -191,6 +224,20 @@ def train_cmd(config_name, list_configs, data_root, ann_file, img_dir, val_ann_f
         click.echo(f"weights: {result.final_weights}")
 
 
+def _pairs(values, cast, option: str):
+    """``NAME=VALUE`` options → a sorted tuple of pairs (None when none were given)."""
+    out = {}
+    for v in values:
+        name, sep, val = v.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"expected NAME=VALUE, got {v!r}", param_hint=option)
+        try:
+            out[name] = cast(val)
+        except ValueError as e:
+            raise click.BadParameter(f"{v!r}: {val!r} is not a {cast.__name__}", param_hint=option) from e
+    return tuple(sorted(out.items())) or None
+
+
 def _parse_lr_steps(value: str | None):
     if value is None:
         return None
@@ -206,10 +253,21 @@ def _check_inputs(cfg) -> None:
     """Fail before training starts when an input file is missing, naming the expected path."""
     from pathlib import Path
 
+    from .data.coco import CocoIndex
     from .data.errors import DataError
     from .spec import SPECS
 
-    checks = [("training annotations", cfg.train_ann, "file"), ("training images", cfg.train_images, "dir")]
+    if cfg.mix or cfg.sources:
+        from .train.loop import build_mix, build_mix_samples
+
+        try:
+            mix = build_mix(cfg)
+            build_mix_samples(mix, SPECS[cfg.dataset])
+        except (DataError, ValueError) as e:
+            raise click.ClickException(str(e)) from e
+        checks = []
+    else:
+        checks = [("training annotations", cfg.train_ann, "file"), ("training images", cfg.train_images, "dir")]
     if cfg.val_ann:
         checks += [("validation annotations", cfg.val_ann, "file"), ("validation images", cfg.val_images, "dir")]
     if cfg.val_det:
@@ -222,13 +280,14 @@ def _check_inputs(cfg) -> None:
         if not ok:
             raise click.ClickException(f"{what}: expected a {kind} at {p}, found {'nothing' if not p.exists() else 'something else'}")
     try:
-        if cfg.dataset == "mpii":
+        if cfg.mix or cfg.sources:
+            if cfg.val_ann:
+                CocoIndex(cfg.val_ann, SPECS[cfg.dataset])
+        elif cfg.dataset == "mpii":
             from .data.mpii import mpii_samples
 
             mpii_samples(cfg.train_ann, cfg.train_images)
         else:
-            from .data.coco import CocoIndex
-
             CocoIndex(cfg.train_ann, SPECS[cfg.dataset])
             if cfg.val_ann:
                 CocoIndex(cfg.val_ann, SPECS[cfg.dataset])

@@ -52,10 +52,14 @@ def _warn_if_interim(path: Path) -> None:
     with safe_open(str(path), "pt") as f:
         meta = f.metadata() or {}
     if meta.get("status", "release") != "release":
+        if "coco_heldout_ap" in meta:
+            numbers = (f"OKS AP {meta['coco_heldout_ap']} on held-out COCO people and "
+                       f"{meta.get('coco_fixture_ap_gt_boxes', '?')} on the COCO fixture, ground-truth boxes")
+        else:
+            numbers = f"OKS AP {meta.get('coco_fixture_ap_gt_boxes', '?')} with ground-truth boxes on the COCO fixture"
         warnings.warn(
-            f"{path.name} is an interim checkpoint ({meta.get('epochs', '?')} epochs; OKS AP "
-            f"{meta.get('coco_fixture_ap_gt_boxes', '?')} with ground-truth boxes on held-out human-labelled photos): "
-            "it runs every command end to end but does not find keypoints reliably yet; see docs/MODEL_CARD.md",
+            f"{path.name} is an interim checkpoint ({meta.get('epochs', '?')} epochs; {numbers}): it has not "
+            "reached the accuracy goals of its recipe yet; see docs/MODEL_CARD.md",
             StarPoseWarning,
             stacklevel=3,
         )
