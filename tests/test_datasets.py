@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from scipy.io import savemat
 
@@ -79,11 +80,21 @@ def test_pckh_ground_truth_is_100_shifted_lower_and_equals_reference(tmp_path):
 
 def test_mpii_end_to_end_and_missing_mat(tmp_path):
     _, joints, vis = _mpii_gt()
-    _write_gt_mat(tmp_path / "gt.mat", joints, vis)
+    head_sizes = _write_gt_mat(tmp_path / "gt.mat", joints, vis)
+    torch.manual_seed(0)
     model = create_model("starpose_t", spec=MPII_SPEC).eval()
     out = evaluate_mpii(model, MPII_SPEC, shared(MPII_JSON), shared(MPII_DIR), tmp_path / "gt.mat", flip=True)
-    assert set(out["metrics"]) >= {"PCKh", "PCKh@0.1", "Head", "Ankle"}
     assert out["keypoints"].shape == (5, 16, 2)
+    # The reported PCKh is the reference script's arithmetic on the returned (0-based) keypoints.
+    for thr, name in ((0.5, "PCKh"), (0.1, "PCKh@0.1")):
+        ref, per_joint = _reference_pckh(out["keypoints"] + 1, joints, vis, head_sizes, thr)
+        assert out["metrics"][name] == pytest.approx(ref, abs=1e-9)
+    ref, per_joint = _reference_pckh(out["keypoints"] + 1, joints, vis, head_sizes)
+    assert out["metrics"]["Head"] == pytest.approx(per_joint[9], abs=1e-9)
+    assert out["metrics"]["Ankle"] == pytest.approx((per_joint[0] + per_joint[5]) / 2, abs=1e-9)
+    # Flip test: the mirrored crop's SimCC, flipped back and averaged, changes the keypoints.
+    plain = evaluate_mpii(model, MPII_SPEC, shared(MPII_JSON), shared(MPII_DIR), tmp_path / "gt.mat", flip=False)
+    assert np.abs(plain["keypoints"] - out["keypoints"]).max() > 1.0
     from starpose.data import DataError
 
     with pytest.raises(DataError, match="nope.mat.*not found"):
@@ -109,10 +120,40 @@ def test_crowdpose_eval_cli_with_detections_in_release_layout(tmp_path):
     shutil.copy(shared(CROWD_JSON), ann / "mmpose_crowdpose_test.json")
     shutil.copy(shared(CROWD_DET), ann / "det_for_crowd_test_0.1_0.5.json")
     out = tmp_path / "m.json"
+    res = tmp_path / "res.json"
     r = CliRunner().invoke(main, ["eval", "--dataset", "crowdpose", "--data-root", str(root), "--boxes", "det",
-                                  "--weights", "random", "--variant", "starpose_t", "--no-flip", "--json", str(out)])
+                                  "--weights", "random", "--variant", "starpose_t", "--no-flip", "--json", str(out),
+                                  "--results", str(res)])
     assert r.exit_code == 0, r.output
     m = json.loads(out.read_text())["metrics"]
-    assert set(m) >= {"AP", "AP(E)", "AP(M)", "AP(H)"}
+    results = json.loads(res.read_text())
+    assert len(results) > 0 and all(len(d["keypoints"]) == 14 * 3 for d in results)
+    # The reported numbers are xtcocotools' crowd evaluation of the results file eval wrote.
+    names = ("AP", "AP50", "AP75", "AR", "AR50", "AR75", "AP(E)", "AP(M)", "AP(H)")
+    np.testing.assert_allclose([m[n] for n in names], _xtcoco_crowd_stats(shared(CROWD_JSON), results), atol=1e-9)
+    # and that evaluation scores the labels themselves 1.0 (the fixture's people all fall in the
+    # medium crowd band; the empty easy and hard bands are -1, pycocotools' "no people")
+    gt = json.loads(shared(CROWD_JSON).read_text())
+    perfect = [{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 1.0}
+               for a in gt["annotations"] if not a.get("iscrowd") and a.get("num_keypoints", 1) > 0]
+    assert _xtcoco_crowd_stats(shared(CROWD_JSON), perfect)[[0, 6, 7, 8]] == pytest.approx([1.0, -1.0, 1.0, -1.0])
     r = CliRunner().invoke(main, ["eval", "--dataset", "coco", "--data-root", str(root), "--weights", "random"])
     assert r.exit_code != 0 and "person_keypoints_val2017.json" in r.output
+
+
+def _xtcoco_crowd_stats(ann_file, results) -> np.ndarray:
+    """CrowdPose's protocol, called directly: xtcocotools COCOeval('keypoints_crowd'), no areas."""
+    import contextlib
+    import io
+
+    from xtcocotools.coco import COCO
+    from xtcocotools.cocoeval import COCOeval
+
+    from starpose import CROWDPOSE_SPEC
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(ann_file))
+        ev = COCOeval(gt, gt.loadRes(results), "keypoints_crowd", np.asarray(CROWDPOSE_SPEC.sigmas), use_area=False)
+        ev.params.useSegm = None
+        ev.evaluate(), ev.accumulate(), ev.summarize()
+    return np.asarray(ev.stats, np.float64)

@@ -49,7 +49,8 @@ def test_box_to_center_scale_pads_and_fixes_aspect():
     np.testing.assert_allclose(c, [130.0, 150.0])
     np.testing.assert_allclose(s, [250.0 * 0.75, 250.0])  # tall box: width grows to 3:4
     c2, s2 = bbox_xyxy_to_cs(np.array([100.0, 50.0, 160.0, 250.0]), (192, 256))
-    np.testing.assert_allclose(c2, c) and np.testing.assert_allclose(s2, s)
+    np.testing.assert_allclose(c2, c)
+    np.testing.assert_allclose(s2, s)
     _, wide = bbox_xywh_to_cs(np.array([0.0, 0.0, 400.0, 100.0]), (192, 256))
     np.testing.assert_allclose(wide, [500.0, 500.0 / 0.75])
 
@@ -73,8 +74,10 @@ def test_flip_simcc_undoes_flipped_input_ordering():
     sy = rng.normal(size=(1, 17, 512)).astype(np.float32)
     fx, fy = flip_simcc(sx, sy, COCO_SPEC.flip_index)
     bx, by = flip_simcc(fx, fy, COCO_SPEC.flip_index)
-    np.testing.assert_array_equal(bx, sx) and np.testing.assert_array_equal(by, sy)
+    np.testing.assert_array_equal(bx, sx)
+    np.testing.assert_array_equal(by, sy)
     np.testing.assert_array_equal(fx[0, 1], sx[0, 2, ::-1])  # left eye ← right eye, reversed
+    np.testing.assert_array_equal(fy[0, 1], sy[0, 2])  # y: swapped, not reversed
 
 
 def test_flip_keypoints_swaps_pairs():

@@ -168,7 +168,10 @@ def test_report_row_and_markdown_from_the_int8_pte(qat_artifacts):
                            resolve_coco_source(shared(COCO_JSON)))
     p = row.parity
     assert (p.n_crops, p.n_keypoints) == (14, 14 * 17) and row.precision == "int8"
-    assert 0.0 <= row.metrics["AP"] <= 1.0 and row.gate_failures is not None
+    from quantization.report import GATES
+
+    assert row.gate_failures == GATES.check(p)  # int8 rows are gated, with the report's own parity
+    assert set(row.metrics) == set(_STATS)  # AP itself: test_artifact_ap_scores_perfect_keypoints_one
     half, quarter = p.by_reference_score
     assert (half["fraction"], quarter["fraction"]) == (0.5, 0.25)
     assert half["share"] >= 0.5 and quarter["share"] >= 0.25 and quarter["min_score"] >= half["min_score"]
@@ -252,3 +255,48 @@ def test_cli_qat_and_int8_export_reject_bad_input(tmp_path):
     result = runner.invoke(main, ["qat", "--data", str(shared(COCO_JSON)), "--calib-limit", "-3", "--out", str(tmp_path / "o")])
     assert result.exit_code != 0 and "--calib-limit" in result.output
     assert not (tmp_path / "e").exists() or not any((tmp_path / "e").iterdir())
+
+
+_STATS = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
+
+
+@pytest.mark.parametrize("affine", [False, True])
+def test_artifact_ap_scores_perfect_keypoints_one(affine):
+    """The report's AP glue (crop → runner → image coordinates → results → COCOeval) on a runner
+    that answers each crop with that person's labelled keypoints, computed here from the label
+    and the box alone: AP 1.0; the same answers 6 crop pixels off: lower. (The int8 row above runs
+    random weights, whose AP is 0 whatever the glue does.)"""
+    import json
+
+    from quantization.report import artifact_ap
+    from starpose.processing import apply_affine, bbox_xywh_to_cs, get_warp_matrix
+    from starpose.spec import COCO_SPEC
+
+    ann_file = shared(COCO_JSON)
+    doc = json.loads(ann_file.read_text())
+    size = {im["id"]: (im["width"], im["height"]) for im in doc["images"]}
+    people = []
+    for ann in doc["annotations"]:
+        kp = np.asarray(ann["keypoints"], np.float64).reshape(-1, 3)
+        if ann.get("iscrowd") or not (kp[:, 2] > 0).any():
+            continue
+        (iw, ih), (x, y, w, h) = size[ann["image_id"]], ann["bbox"]  # the loader clips boxes to the image
+        x1, y1, x2, y2 = max(x, 0.0), max(y, 0.0), min(x + w, iw - 1.0), min(y + h, ih - 1.0)
+        center, scale = bbox_xywh_to_cs(np.array([x1, y1, x2 - x1, y2 - y1]), COCO_SPEC.input_size, COCO_SPEC.bbox_padding)
+        people.append((kp[:, :2], apply_affine(kp[:, :2], get_warp_matrix(center, scale, 0.0, COCO_SPEC.input_size))))
+
+    def ap(shift: float) -> float:
+        answers = iter(people)
+
+        def runner(crop, crop_to_image):
+            assert crop.shape == (256, 192, 3) and crop.dtype == np.uint8 and (crop_to_image is not None) == affine
+            image_kp, crop_kp = next(answers)
+            kp = image_kp + shift * np.asarray(crop_to_image)[:, 0] if affine else crop_kp + shift
+            return {"keypoints": kp.astype(np.float32), "scores": np.ones(len(kp), np.float32)}
+
+        metrics = artifact_ap(runner, resolve_coco_source(ann_file), COCO_SPEC, affine=affine)["metrics"]
+        assert next(answers, None) is None  # one call per labelled person
+        return metrics["AP"]
+
+    assert ap(0.0) == pytest.approx(1.0)
+    assert ap(6.0) < 0.9
