@@ -56,6 +56,16 @@ class ArtifactResult:
     def ok(self) -> bool:
         return all(c.ok is not False for c in self.checks) and (self.parity is None or self.parity.passed)
 
+    @property
+    def status(self) -> str:
+        """FAIL (a check failed), SKIP (nothing failed, but the artifact could not be loaded or run
+        here, so its outputs were not checked) or PASS."""
+        if not self.ok:
+            return "FAIL"
+        if any(c.ok is None and c.name in ("load", "run") for c in self.checks):
+            return "SKIP"
+        return "PASS"
+
     def add(self, name: str, ok: bool | None, detail: str = "") -> bool:
         self.checks.append(Check(name, ok, detail))
         return ok is not False
@@ -79,7 +89,7 @@ class VerifyReport:
             "crops": str(self.crops) if self.crops else None,
             "problems": [asdict(c) for c in self.problems],
             "artifacts": [
-                {"name": r.name, "format": r.format, "ok": r.ok, "checks": [asdict(c) for c in r.checks],
+                {"name": r.name, "format": r.format, "ok": r.ok, "status": r.status, "checks": [asdict(c) for c in r.checks],
                  "parity": r.parity.to_dict() if r.parity else None}
                 for r in self.results
             ],
@@ -93,7 +103,7 @@ class VerifyReport:
         for c in self.problems:
             lines.append(f"  {_mark(c.ok)} {c.name}: {c.detail}")
         for r in self.results:
-            lines.append(f"\n{r.name} [{r.format}] — {'PASS' if r.ok else 'FAIL'}")
+            lines.append(f"\n{r.name} [{r.format}] — {r.status}")
             for c in r.checks:
                 lines.append(f"  {_mark(c.ok)} {c.name}" + (f": {c.detail}" if c.detail else ""))
             if r.parity is not None:
@@ -103,7 +113,9 @@ class VerifyReport:
                 lines.append(f"  what the libraries printed (last {len(tail)} lines):")
                 lines += [f"    | {t}" for t in tail]
         n_bad = sum(not r.ok for r in self.results)
-        lines.append(f"\n{len(self.results)} artifact(s), {n_bad} failed" if self.results else "\nno artifacts found")
+        n_skip = sum(r.status == "SKIP" for r in self.results)
+        lines.append(f"\n{len(self.results)} artifact(s), {n_bad} failed" + (f", {n_skip} not run here" if n_skip else "")
+                     if self.results else "\nno artifacts found")
         return "\n".join(lines)
 
 

@@ -76,6 +76,14 @@ def _check_paths(*items: tuple[str, str | None, str]) -> None:
             raise click.ClickException(f"{p}: expected a {want}, found a {'folder' if p.is_dir() else 'file'} ({what})")
 
 
+def _given_options(ctx: click.Context) -> set[str]:
+    """Names of the options the user gave on the command line (not their defaults)."""
+    from click.core import ParameterSource
+
+    return {name for name in ctx.params
+            if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP, None)}
+
+
 def _check_weights(weights: str | None) -> None:
     """``--weights``: ``default``, ``random`` or an existing file."""
     if weights not in (None, "default", "random"):
@@ -320,6 +328,13 @@ def eval_cmd(dataset, data_root, ann_file, img_dir, boxes, det_file, gt_mat, var
     import json
     from pathlib import Path
 
+    if dataset == "mpii" and boxes != "gt":
+        raise click.UsageError(f"--boxes {boxes} is for --dataset coco or crowdpose: MPII is evaluated on its "
+                               "labelled person centres and scales")
+    if det_file and boxes != "det":
+        raise click.UsageError(f"--det-file is for --boxes det (here --boxes {boxes})")
+    if gt_mat and dataset != "mpii":
+        raise click.UsageError("--gt-mat is for --dataset mpii")
     uses_recipe = not (ann_file and img_dir) or (boxes == "det" and not det_file)  # paths under --data-root
     _check_paths(("--ann-file", ann_file, "file"), ("--img-dir", img_dir, "dir"), ("--det-file", det_file, "file"),
                  ("--gt-mat", gt_mat, "file"), ("--data-root", data_root if uses_recipe else None, "dir"))
@@ -434,6 +449,13 @@ def _export_formats() -> list[str]:
 def export_cmd(fmt, precision, variant, weights, seed, out_dir, affine, raw_outputs, scheme, calib_data,
                calib_limit, qat_checkpoint, int8_depthwise, detector) -> None:
     """Export VARIANT as phone-ready artifacts (uint8 RGB crop in, keypoints out) + manifest.json."""
+    given = _given_options(click.get_current_context())
+    if precision != "int8" and given & {"scheme", "qat_checkpoint"}:
+        raise click.UsageError("--scheme and --qat-checkpoint are for --precision int8")
+    if qat_checkpoint is not None and scheme != "qat":
+        raise click.UsageError(f"--qat-checkpoint is for --precision int8 --scheme qat, not --scheme {scheme}")
+    if "seed" in given and weights != "random":
+        raise click.UsageError("--seed is for --weights random")
     _check_weights(weights)
 
     from mobile_export.base import MissingExtraError

@@ -177,6 +177,8 @@ def test_coreml_on_linux_is_reported_as_skipped_not_passed(report):
     r = _result(report, "starpose_t_fp32.mlpackage")
     (run,) = [c for c in r.checks if c.name == "run"]
     assert run.ok is None and "macOS" in run.detail and r.parity is None
+    assert r.status == "SKIP" and "starpose_t_fp32.mlpackage [coreml] — SKIP" in report.render()
+    assert "not run here" in report.render().splitlines()[-1]
 
 
 def test_executorch_coreml_pte_contains_the_delegate(export_dir):

@@ -1,0 +1,55 @@
+"""Options that would do nothing in the combination given are refused with a usage error that says
+when they apply (never accepted and silently ignored), and ``verify`` does not call an artifact it
+could not run PASS."""
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from mobile_export.verify import ArtifactResult
+from starpose.cli import main
+
+
+@pytest.mark.parametrize("args, says", [
+    (["export", "--format", "torchscript", "--scheme", "qat", "--qat-checkpoint", "{ckpt}"],
+     "--scheme and --qat-checkpoint are for --precision int8"),
+    (["export", "--format", "torchscript", "--scheme", "dynamic"], "--scheme and --qat-checkpoint are for --precision int8"),
+    (["export", "--format", "tflite", "--precision", "int8", "--qat-checkpoint", "{ckpt}"],
+     "--qat-checkpoint is for --precision int8 --scheme qat, not --scheme ptq"),
+    (["export", "--format", "torchscript", "--seed", "3"], "--seed is for --weights random"),
+    (["eval", "--boxes", "gt", "--det-file", "{ckpt}"], "--det-file is for --boxes det (here --boxes gt)"),
+    (["eval", "--boxes", "ours", "--det-file", "{ckpt}"], "--det-file is for --boxes det (here --boxes ours)"),
+    (["eval", "--dataset", "mpii", "--boxes", "det"], "--boxes det is for --dataset coco or crowdpose"),
+    (["eval", "--dataset", "mpii", "--boxes", "ours"], "--boxes ours is for --dataset coco or crowdpose"),
+    (["eval", "--dataset", "coco", "--gt-mat", "{ckpt}"], "--gt-mat is for --dataset mpii"),
+])
+def test_ignored_option_is_a_usage_error(tmp_path, args, says):
+    ckpt = tmp_path / "bogus.pt"
+    ckpt.write_bytes(b"not a checkpoint")
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, [a.replace("{ckpt}", str(ckpt)) for a in args] + (["--out", str(out)] if args[0] == "export" else []))
+    assert r.exit_code == 2, r.output  # click's usage-error status, before any work
+    assert says in r.output
+    assert not out.exists()
+
+
+def test_the_same_options_are_accepted_where_they_apply(tmp_path):
+    r = CliRunner().invoke(main, ["export", "--format", "torchscript", "--weights", "random", "--seed", "3",
+                                  "--no-detector", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+
+
+def test_verify_status_is_skip_when_the_artifact_could_not_run():
+    ran = ArtifactResult("a.pte", "executorch")
+    ran.add("integrity", True), ran.add("run", True)
+    skipped = ArtifactResult("a.mlpackage", "coreml")
+    skipped.add("integrity", True), skipped.add("run", None, "Core ML predict() needs macOS")
+    not_loaded = ArtifactResult("b.pte", "executorch")
+    not_loaded.add("integrity", None, "no manifest.json next to it"), not_loaded.add("load", None, "re-export them")
+    failed = ArtifactResult("c.tflite", "tflite")
+    failed.add("run", None, "no runtime"), failed.add("metadata", False, "bad")
+    no_manifest_but_ran = ArtifactResult("d.tflite", "tflite")
+    no_manifest_but_ran.add("integrity", None, "no manifest.json next to it"), no_manifest_but_ran.add("run", True)
+    assert [r.status for r in (ran, skipped, not_loaded, failed, no_manifest_but_ran)] == \
+        ["PASS", "SKIP", "SKIP", "FAIL", "PASS"]
+    assert skipped.ok and not failed.ok  # a skip does not fail the verify command
