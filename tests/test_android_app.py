@@ -20,8 +20,8 @@ KOTLIN_FILES = sorted(p for p in ANDROID.rglob("*.kt*") if p.suffix in (".kt", "
 
 
 def _kotlin_parser():
-    ts = pytest.importorskip("tree_sitter", reason="install the dev extra: pip install 'starpose-mobile[dev]'")
-    grammar = pytest.importorskip("tree_sitter_kotlin", reason="install the dev extra: pip install 'starpose-mobile[dev]'")
+    import tree_sitter as ts
+    import tree_sitter_kotlin as grammar
     return ts.Parser(ts.Language(grammar.language()))
 
 

@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import json
 
-import pytest
+import matplotlib  # noqa: F401  (the dev extra: it renders the charts; a broken install fails here)
 
-pytest.importorskip("matplotlib", reason="matplotlib (dev extra) renders the benchmark charts")
-
-from benchmarks import report  # noqa: E402
+from benchmarks import report
 
 
 def _row(name, fmt, threads, ms, **target):

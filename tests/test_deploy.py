@@ -147,7 +147,7 @@ def test_rejects_non_starpose():
 
 
 def _lower_to_executorch(model: nn.Module, x: torch.Tensor):
-    pytest.importorskip("executorch", reason="needs the export extra: pip install 'starpose-mobile[export]'")
+    import executorch  # noqa: F401
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
@@ -177,7 +177,7 @@ def test_deploy_lowers_to_one_xnnpack_subgraph_with_nothing_on_the_portable_path
 def test_deploy_runs_every_op_in_litert_xnnpack():
     """LiteRT: one XNNPACK partition, nothing left on the interpreter (the single-head kᵀv is
     computed as a batch-2 BATCH_MATMUL, not a batch-1 FULLY_CONNECTED with activation weights)."""
-    pytest.importorskip("litert_torch", reason="needs the export extra: pip install 'starpose-mobile[export]'")
+    import litert_torch  # noqa: F401
     from benchmarks.common import litert_delegation, to_litert
 
     model, golden = _golden_model("t")
@@ -188,7 +188,7 @@ def test_deploy_runs_every_op_in_litert_xnnpack():
 def test_delegation_counter_sees_what_stays_on_the_portable_path():
     """The benchmark's counter (used for the numbers in benchmarks/results) on a graph with a
     known gap: XNNPACK has no ELU, so conv → ELU → conv is two subgraphs and one portable op."""
-    pytest.importorskip("executorch", reason="needs the export extra: pip install 'starpose-mobile[export]'")
+    import executorch  # noqa: F401
     from benchmarks.common import executorch_delegation
 
     net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ELU(), nn.Conv2d(8, 8, 1)).eval()

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import COCO_DIR, shared
+
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "person_detector" / "convert.py"
 
@@ -54,9 +56,7 @@ def test_port_matches_tensorflow_js(tmp_path):
     tfjs = mod.cache_root() / "tfjs" / "node_modules" / "@tensorflow" / "tfjs"
     if shutil.which("node") is None or not tfjs.is_dir():
         pytest.skip(f"needs node and {tfjs} (the recipe's `check` installs it with npm)")
-    images = REPO.parent / "shared" / "fixtures" / "coco"
-    if not images.is_dir():
-        pytest.skip(f"needs {images}, which is absent")
+    images = shared(COCO_DIR)
     proc = subprocess.run([sys.executable, str(RECIPE), "check", "--package", str(tarball), "--images", str(images)],
                           capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
