@@ -81,6 +81,21 @@ THRESHOLDS: dict[str, Thresholds] = {
 }
 
 
+
+def thresholds_markdown() -> str:
+    """:data:`THRESHOLDS` as the markdown table docs/EXPORT.md shows (generated from here; a test
+    keeps the page equal to it)."""
+
+    def num(v: float) -> str:
+        return f"{v:.0e}".replace("e-0", "e-") if v < 0.01 else f"{v:g}" if v != int(v) else f"{v:.1f}"
+
+    lines = ["| precision | mean keypoint px | identical argmax | PCK agreement | max score diff | max SimCC diff |",
+             "|---|---|---|---|---|---|"]
+    for name, t in THRESHOLDS.items():
+        lines.append(f"| {name} | <= {num(t.mean_kpt_px)} | >= {t.argmax_agreement:.0%} | >= {t.pck_agreement:.0%} "
+                     f"| <= {num(t.score_max_abs)} | <= {num(t.raw_max_abs)} |")
+    return "\n".join(lines)
+
 @dataclass(frozen=True)
 class Crop:
     """One person crop: ``image`` (H, W, 3) uint8 RGB at the model's input size, and the
@@ -302,3 +317,7 @@ def measure_parity(
         input_height=spec.input_h,
         by_reference_score=score_bands(d, np.concatenate(ref_scores), PCK_RADIUS * spec.input_h),
     )
+
+
+if __name__ == "__main__":  # python -m mobile_export.parity: the thresholds table of docs/EXPORT.md
+    print(thresholds_markdown())
