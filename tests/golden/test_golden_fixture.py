@@ -17,6 +17,15 @@ import pytest
 GOLDEN = Path(__file__).resolve().parent
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _needs_the_coco_fixture() -> None:
+    """make_golden.py reads a real pose from the COCO fixture in ../shared: skip, naming the
+    missing folder, where it is absent."""
+    from conftest import COCO_JSON, shared
+
+    shared(COCO_JSON)
+
+
 def _load_generator():
     spec = importlib.util.spec_from_file_location("make_golden", GOLDEN / "make_golden.py")
     mod = importlib.util.module_from_spec(spec)
@@ -50,7 +59,7 @@ def _diff(a: Any, b: Any, path: str = "$") -> str | None:
 
 
 @pytest.fixture(scope="module")
-def fresh() -> dict[str, str]:
+def fresh(_needs_the_coco_fixture) -> dict[str, str]:
     return _load_generator().build_golden()
 
 
