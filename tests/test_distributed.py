@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from conftest import COCO_DIR, COCO_JSON, shared
 
@@ -18,6 +19,36 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# Run under torchrun: the real `starpose-mobile train`, with torch's DistributedDataParallel
+# subclassed only to keep a handle on the wrapped model, whose parameters each rank then saves
+# (rank<N>.safetensors) so the test can compare them across ranks.
+_RANK_SAVER = """
+import os, sys
+import torch
+from safetensors.torch import save_file
+
+kept = []
+
+
+class KeepingDDP(torch.nn.parallel.DistributedDataParallel):
+    def __init__(self, module, *args, **kwargs):
+        super().__init__(module, *args, **kwargs)
+        kept.append(module)
+
+
+torch.nn.parallel.DistributedDataParallel = KeepingDDP
+from starpose.cli import main
+
+try:
+    main(sys.argv[1:], standalone_mode=False)
+finally:
+    if kept:
+        work = sys.argv[sys.argv.index("--work-dir") + 1]
+        params = {n: p.detach().clone().contiguous() for n, p in kept[0].named_parameters()}
+        save_file(params, os.path.join(work, "rank%s.safetensors" % os.environ["RANK"]))
+"""
+
+
 def _train(work, nproc: int, batch: int) -> list[float]:
     args = ["train", "--ann-file", str(shared(COCO_JSON)), "--img-dir", str(shared(COCO_DIR)), "--epochs", "4", "--batch-size",
             str(batch), "--lr", "3e-3", "--no-scale-lr", "--warmup-iters", "1", "--no-aug", "--workers", "0",
@@ -26,8 +57,10 @@ def _train(work, nproc: int, batch: int) -> list[float]:
     if nproc == 1:
         cmd = [sys.executable, "-m", "starpose.cli", *args]
     else:
+        saver = work.parent / f"{work.name}_rank_saver.py"
+        saver.write_text(_RANK_SAVER)
         cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}",
-               "--master-addr=127.0.0.1", f"--master-port={_free_port()}", "-m", "starpose.cli", *args]
+               "--master-addr=127.0.0.1", f"--master-port={_free_port()}", str(saver), *args]
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     return [h["loss"] for h in json.loads((work / "history.json").read_text())]
@@ -41,6 +74,16 @@ def test_two_process_gloo_matches_one_process(tmp_path):
     for a, b in zip(single, double):  # same shape; stochastic depth draws differ per process
         assert abs(a - b) <= 0.25 * max(a, b), (single, double)
     assert (tmp_path / "two" / "final.safetensors").is_file()
+    # Gradients are synchronised: after the last step both ranks hold the same parameters, although
+    # each saw other people and drew its own stochastic depth (BatchNorm statistics may differ).
+    from safetensors.torch import load_file
+
+    r0, r1 = (load_file(str(tmp_path / "two" / f"rank{r}.safetensors")) for r in (0, 1))
+    assert sorted(r0) == sorted(r1) and len(r0) > 100
+    for name in r0:
+        assert torch.equal(r0[name], r1[name]), name
+    final = load_file(str(tmp_path / "two" / "final.safetensors"))
+    assert all(torch.equal(final[n], r0[n]) for n in r0 if n in final)
     assert not (tmp_path / "two" / "last.pt.tmp").exists()
 
 
