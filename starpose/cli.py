@@ -307,8 +307,11 @@ _EVAL_RECIPE = {"coco": "coco_256x192_t", "crowdpose": "crowdpose_256x192_t", "m
 
 
 @main.command("eval")
-@click.option("--dataset", type=click.Choice(["coco", "crowdpose", "mpii"]), default="coco", show_default=True)
+@click.option("--dataset", type=click.Choice(["coco", "crowdpose", "mpii", "lsp"]), default="coco", show_default=True,
+              help="lsp: LSP / LSPET (--data-root holds joints.mat and images/), PCK@0.2 by torso size.")
 @click.option("--data-root", type=click.Path(file_okay=False), default="data", show_default=True)
+@click.option("--ids", default=None, metavar="RANGES | FILE.json:KEY",
+              help="lsp: the people to score, e.g. 1001-2000 (LSP's test half) or holdout.json:lspet.")
 @click.option("--ann-file", type=click.Path(dir_okay=False), help="Annotations (default: the data set's val file under --data-root).")
 @click.option("--img-dir", type=click.Path(file_okay=False), help="Images folder (default: the data set's).")
 @click.option("--boxes", type=click.Choice(["gt", "det", "ours"]), default="gt", show_default=True,
@@ -322,12 +325,21 @@ _EVAL_RECIPE = {"coco": "coco_256x192_t", "crowdpose": "crowdpose_256x192_t", "m
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--results", "results_out", type=click.Path(dir_okay=False), help="Write the keypoint results (COCO format) here.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the metric table as JSON here.")
-def eval_cmd(dataset, data_root, ann_file, img_dir, boxes, det_file, gt_mat, variant, weights, input_size, flip,
+def eval_cmd(dataset, data_root, ids, ann_file, img_dir, boxes, det_file, gt_mat, variant, weights, input_size, flip,
              batch_size, results_out, json_out) -> None:
-    """Evaluate on COCO / CrowdPose (OKS AP with GT, detection-file or bundled-detector boxes) or MPII (PCKh)."""
+    """Evaluate on COCO / CrowdPose (OKS AP with GT, detection-file or bundled-detector boxes), MPII
+    (PCKh) or LSP / LSPET (PCK@0.2 by torso size)."""
     import json
     from pathlib import Path
 
+    if ids and dataset != "lsp":
+        raise click.UsageError("--ids is for --dataset lsp")
+    if dataset == "lsp":
+        if boxes != "gt" or det_file or gt_mat or results_out:
+            raise click.UsageError("--dataset lsp is scored on boxes around the labelled joints: --boxes det/ours, "
+                                   "--det-file, --gt-mat and --results do not apply")
+        _eval_lsp(data_root, ann_file, img_dir, ids, variant, weights, input_size, flip, batch_size, json_out)
+        return
     if dataset == "mpii" and boxes != "gt":
         raise click.UsageError(f"--boxes {boxes} is for --dataset coco or crowdpose: MPII is evaluated on its "
                                "labelled person centres and scales")
@@ -384,6 +396,86 @@ def eval_cmd(dataset, data_root, ann_file, img_dir, boxes, det_file, gt_mat, var
 
         write_results({"dataset": dataset, "boxes": boxes, "flip": flip, "variant": variant, "weights": weights,
                        "num_people": out["num_people"], "metrics": metrics}, json_out)
+        click.echo(f"metrics: {json_out}")
+
+
+def _parse_ids(value: str | None) -> set[int] | None:
+    """``--ids``: ``1001-2000,2005`` or ``FILE.json:KEY`` (a list of ids under KEY, e.g. a holdout file)."""
+    import json
+    from pathlib import Path
+
+    if not value:
+        return None
+    path, sep, key = value.rpartition(":")
+    if sep and path.endswith(".json"):
+        _check_paths(("--ids", path, "file"))
+        try:
+            data = json.loads(Path(path).read_text())
+            got = data[key]
+            got = got.get("ids", got) if isinstance(got, dict) else got
+            return {int(i) for i in got}
+        except (ValueError, KeyError, TypeError) as e:
+            raise click.BadParameter(f"{path}: no list of ids under {key!r} ({e})", param_hint="--ids") from e
+    out: set[int] = set()
+    for part in value.split(","):
+        a, dash, b = part.strip().partition("-")
+        try:
+            lo, hi = int(a), int(b if dash else a)
+        except ValueError as e:
+            raise click.BadParameter(f"{part!r}: expected N or N-M", param_hint="--ids") from e
+        if lo < 1 or hi < lo:
+            raise click.BadParameter(f"{part!r}: ids start at 1 and ranges go up", param_hint="--ids")
+        out.update(range(lo, hi + 1))
+    return out
+
+
+def _eval_lsp(data_root, ann_file, img_dir, ids, variant, weights, input_size, flip, batch_size, json_out) -> None:
+    """``eval --dataset lsp``: PCK@0.2 (torso) of the 12 limb joints, boxes around the labelled joints."""
+    from pathlib import Path
+
+    joints = Path(ann_file) if ann_file else Path(data_root) / "joints.mat"
+    images = Path(img_dir) if img_dir else joints.parent / "images"
+    _check_paths(("joints (--ann-file or DATA_ROOT/joints.mat)", str(joints), "file"),
+                 ("images (--img-dir or images/ beside joints.mat)", str(images), "dir"))
+    keep = _parse_ids(ids)
+    _check_weights(weights)
+
+    from .data.errors import DataError
+    from .data.lsp import lsp_samples
+    from .evaluation.holdout import ValSet, evaluate_sets
+    from .models.checkpoint import CheckpointError
+    from .models.weights import load_model
+    from .spec import SPECS
+
+    spec = SPECS["coco"]
+    if input_size:
+        spec = spec.with_input_size(*_split_size(input_size))
+    try:
+        samples = lsp_samples(joints.parent, ids=keep, images=images)
+    except DataError as e:
+        raise click.ClickException(str(e)) from e
+    if not samples:
+        raise click.ClickException(f"{joints}: no labelled people" + (f" among --ids {ids}" if ids else ""))
+    try:
+        model = load_model(variant, weights, spec=spec)
+    except (CheckpointError, FileNotFoundError) as e:
+        raise click.ClickException(str(e)) from e
+    vs = ValSet("lsp", "pck", samples)
+    try:
+        metrics = evaluate_sets(model, [vs], spec, flip=flip, batch_size=batch_size, progress=True)["lsp"]
+    except DataError as e:
+        raise click.ClickException(str(e)) from e
+    people, skipped = int(metrics.pop("people")), int(metrics.pop("people_skipped"))
+    click.echo(f"lsp ({people} people with a labelled torso, {skipped} without, boxes around the labelled joints, "
+               f"flip {'on' if flip else 'off'}, {variant}, weights {weights})")
+    width = max(len(k) for k in metrics)
+    for k, v in metrics.items():
+        click.echo(f"  {k:<{width}}  {v:.2f}")
+    if json_out:
+        from .evaluation.oks import write_results
+
+        write_results({"dataset": "lsp", "boxes": "gt", "flip": flip, "variant": variant, "weights": weights,
+                       "num_people": people, "people_without_torso": skipped, "metrics": metrics}, json_out)
         click.echo(f"metrics: {json_out}")
 
 

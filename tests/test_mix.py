@@ -421,3 +421,55 @@ def test_ema_tracks_the_weights():
     assert ema.module[1].num_batches_tracked == m[1].num_batches_tracked
     with pytest.raises(ValueError):
         ModelEMA(m, decay=1.0)
+
+
+# ---------------------------------------------------------------- eval --dataset lsp
+
+
+def test_cli_eval_lsp_scores_the_chosen_people(tmp_path):
+    from click.testing import CliRunner
+
+    from starpose.cli import main
+
+    root = tmp_path / "lspet"
+    write_lsp(root, 6)
+    (tmp_path / "holdout.json").write_text(json.dumps({"lspet": [2, 5]}))
+    out = tmp_path / "m.json"
+    r = CliRunner().invoke(main, ["eval", "--dataset", "lsp", "--data-root", str(root), "--ids",
+                                  f"{tmp_path / 'holdout.json'}:lspet", "--weights", "random", "--no-flip",
+                                  "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "lsp (2 people with a labelled torso" in r.output and "PCK@0.2" in r.output
+    saved = json.loads(out.read_text())
+    assert saved["num_people"] == 2 and 0.0 <= saved["metrics"]["PCK@0.2"] <= 100.0
+    r = CliRunner().invoke(main, ["eval", "--dataset", "lsp", "--data-root", str(root), "--ids", "1-3,6",
+                                  "--weights", "random", "--no-flip"])
+    assert r.exit_code == 0 and "lsp (4 people" in r.output, r.output
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--ids", "3-1"], "ranges go up"),
+    (["--ids", "x"], "expected N or N-M"),
+    (["--ids", "900-901"], "no labelled people among --ids 900-901"),
+    (["--boxes", "ours"], "--dataset lsp is scored on boxes around the labelled joints"),
+])
+def test_cli_eval_lsp_bad_options(tmp_path, args, msg):
+    from click.testing import CliRunner
+
+    from starpose.cli import main
+
+    write_lsp(tmp_path, 3)
+    r = CliRunner().invoke(main, ["eval", "--dataset", "lsp", "--data-root", str(tmp_path), "--weights", "random",
+                                  *args])
+    assert r.exit_code != 0 and msg in r.output, r.output
+
+
+def test_cli_eval_lsp_names_the_missing_joints_file(tmp_path):
+    from click.testing import CliRunner
+
+    from starpose.cli import main
+
+    r = CliRunner().invoke(main, ["eval", "--dataset", "lsp", "--data-root", str(tmp_path)])
+    assert r.exit_code != 0 and str(tmp_path / "joints.mat") in r.output
+    r = CliRunner().invoke(main, ["eval", "--dataset", "coco", "--ids", "1-2"])
+    assert r.exit_code != 0 and "--ids is for --dataset lsp" in r.output
