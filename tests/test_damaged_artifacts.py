@@ -66,7 +66,7 @@ def _verify_cli(path: Path) -> subprocess.CompletedProcess:
 
 
 def _verdicts(output: str) -> dict[str, str]:
-    return dict(re.findall(r"^(\S+) \[\w+\] — (PASS|FAIL)$", output, flags=re.M))
+    return dict(re.findall(r"^(\S+) \[\w+\] — (PASS|SKIP|FAIL)$", output, flags=re.M))
 
 
 @pytest.fixture(scope="module")
