@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
-# Rebuild the default weights from scratch: teacher files, images, pseudo-labels, student, package.
+# Rebuild the default StarPose-t weights: teacher files, teacher labels, training, packaging.
 # Usage: bash recipes/default_weights/run.sh   (PYTHON=/path/to/python to pick the interpreter)
+#
+# Reads the people of ../shared/people in place (never copies them). Each step can be run alone
+# and resumes where it stopped; see recipes/default_weights/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY="${PYTHON:-python}"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+# 1. BlazePose teacher files from their registry packages (mediapipe wheel, @mediapipe/pose npm).
 "$PY" recipes/default_weights/gather.py fetch-teacher
-"$PY" recipes/default_weights/gather.py images
-"$PY" recipes/default_weights/label.py
-# Step 2: distil the student (resumable: rerun with --resume to continue an interrupted run).
-STUDENT_EPOCHS="${STUDENT_EPOCHS:-60}"
-"$PY" -m starpose.cli train --ann-file data/distill/train.json --img-dir data/distill/images \
-  --val-ann-file data/distill/val.json --val-img-dir data/distill/images --variant starpose_t \
-  --epochs "$STUDENT_EPOCHS" --batch-size 16 --lr 2e-3 --no-scale-lr --warmup-iters 100 \
-  --lr-steps "$((STUDENT_EPOCHS * 5 / 6)):0.3" --val-interval 5 --workers 2 --seed 0 \
-  --photometric --weight-decay 0.05 --work-dir runs/distill_t
-# Step 3: evaluate on held-out people and package the weights into the package.
-"$PY" recipes/default_weights/package.py runs/distill_t/last.pt --variant starpose_t
+# 2. The validation photos are fixed in holdout.json (committed); split.py rewrites the same file.
+"$PY" recipes/default_weights/split.py
+# 3. Teacher labels where humans left gaps (ccp/ photos, LSPET face points) and the teacher's own
+#    score on the validation people (results/teacher_val.json).
+"$PY" recipes/default_weights/teacher_people.py all
+# 4. Train on the people mix, starting from the packaged weights (EPOCHS, RUN_DIR, INIT to change).
+unset OMP_NUM_THREADS
+PYTHON="$PY" bash recipes/default_weights/train_people.sh --quiet
+# 5. Score on the validation people and package (release only when every goal holds).
+"$PY" recipes/default_weights/package.py "${RUN_DIR:-runs/people_t}/best.safetensors"

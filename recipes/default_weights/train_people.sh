@@ -7,13 +7,13 @@
 # writes RUN_DIR/best.safetensors whenever the EMA improves on the held-out, human-labelled
 # validation people; package.py turns that into the packaged file. On a CUDA machine the same
 # command runs with AMP; pass a larger --batch-size there.
-# Environment: PYTHON (interpreter), RUN_DIR (default runs/people_t), EPOCHS (default 60),
+# Environment: PYTHON (interpreter), RUN_DIR (default runs/people_t), EPOCHS (default 20, what the shipped weights had),
 # INIT (weights to start from; default the packaged file), THREADS (default: all cores, at most 2 on CPU).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY="${PYTHON:-python}"
 RUN_DIR="${RUN_DIR:-runs/people_t}"
-EPOCHS="${EPOCHS:-60}"
+EPOCHS="${EPOCHS:-20}"
 INIT="${INIT:-starpose/assets/weights/starpose_t.safetensors}"
 # tcmalloc keeps the large activation buffers between steps (benchmarks.train_speed: faster than
 # glibc's mmap-per-allocation); used when the Debian package libtcmalloc-minimal4 is installed.
