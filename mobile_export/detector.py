@@ -214,14 +214,10 @@ def parse_detector_metadata(text: str, where: str) -> dict[str, Any]:
 
 
 def _read_sidecar(path: Path) -> dict[str, Any]:
+    from .metadata import read_metadata_text
+
     side = sidecar_path(path)
-    try:
-        text = side.read_text(encoding="utf-8")
-    except FileNotFoundError as e:
-        raise MetadataError(f"{side}: metadata file not found") from e
-    except (OSError, UnicodeDecodeError) as e:
-        raise MetadataError(f"{side}: cannot read metadata ({e})") from e
-    return parse_detector_metadata(text, str(side))
+    return parse_detector_metadata(read_metadata_text(side), str(side))
 
 
 def is_detector_artifact(path: Path) -> bool:
@@ -243,16 +239,10 @@ def read_detector_embedded_metadata(path: Path, fmt: str) -> dict[str, Any] | No
     ``Model.metadata``, Core ML ``user_defined_metadata``), checked; None when it has none."""
     path = Path(path)
     if fmt == "executorch":
-        from .executorch import METADATA_METHOD, _load_program
+        from .executorch import METADATA_METHOD, embedded_metadata_text
 
-        program = _load_program(path)
-        if METADATA_METHOD not in program.method_names:
-            return None
-        try:
-            (text,) = program.load_method(METADATA_METHOD).execute([])
-        except Exception as e:  # noqa: BLE001
-            raise ArtifactLoadError(f"{path}: the '{METADATA_METHOD}' method did not run ({e})") from e
-        return parse_detector_metadata(str(text), f"{path} (embedded '{METADATA_METHOD}' method)")
+        text = embedded_metadata_text(path)
+        return None if text is None else parse_detector_metadata(text, f"{path} (embedded '{METADATA_METHOD}' method)")
     if fmt == "tflite":
         text = _tflite_metadata_text(path)
         return None if text is None else parse_detector_metadata(text, f"{path} (Model.metadata)")
@@ -591,27 +581,13 @@ def verify_detector_artifact(path: Path, manifest: dict[str, Any] | None, result
     """The verify steps for a detector artifact, added to ``result`` (a verify ArtifactResult):
     integrity, metadata (sidecar vs embedded, schema), inputs/outputs against the metadata,
     delegation, parity against the eager reference on real frames."""
-    from .manifest import MANIFEST_NAME, check_entry
+    from .verify import check_integrity
 
     path = Path(path)
     fmt = _format_of(path)
     side = sidecar_path(path)
-    if manifest is None:
-        result.add("integrity", None, f"no {MANIFEST_NAME} next to it")
-    else:
-        entries = manifest["artifacts"]
-        problems = []
-        for name in (path.name, side.name):
-            if name in entries:
-                problems += check_entry(path.parent, name, entries[name])
-            elif (path.parent / name).exists():
-                problems.append(f"{name}: not listed in {MANIFEST_NAME}")
-        if not path.exists():
-            result.add("integrity", False, "artifact missing")
-            return
-        if not result.add("integrity", not problems, "; ".join(map(str, problems)) or "size and sha256 match the manifest"):
-            result.add("load", None, "not loaded: the files differ from the manifest; re-export them")
-            return
+    if not check_integrity(path, manifest, result):
+        return
     try:
         sidecar = _read_sidecar(path) if side.exists() else None
         embedded = read_detector_embedded_metadata(path, fmt)

@@ -203,7 +203,8 @@ def inspect(path: Path) -> ObservedIO:
     return ObservedIO(_tensor_infos(meta, "input"), _tensor_infos(meta, "output"), names_known=False)
 
 
-def read_embedded_metadata(path: Path) -> dict[str, Any] | None:
+def embedded_metadata_text(path: Path) -> str | None:
+    """The text the program's metadata method returns (None when it has none)."""
     program = _load_program(path)
     if METADATA_METHOD not in program.method_names:
         return None
@@ -211,7 +212,12 @@ def read_embedded_metadata(path: Path) -> dict[str, Any] | None:
         (text,) = program.load_method(METADATA_METHOD).execute([])
     except Exception as e:  # noqa: BLE001
         raise ArtifactLoadError(f"{path}: the '{METADATA_METHOD}' method did not run ({e})") from e
-    return parse_metadata(str(text), f"{path} (embedded '{METADATA_METHOD}' method)")
+    return str(text)
+
+
+def read_embedded_metadata(path: Path) -> dict[str, Any] | None:
+    text = embedded_metadata_text(path)
+    return None if text is None else parse_metadata(text, f"{path} (embedded '{METADATA_METHOD}' method)")
 
 
 class _Runner:

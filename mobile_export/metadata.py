@@ -141,15 +141,19 @@ def dumps(meta: dict[str, Any]) -> str:
     return json.dumps(meta, indent=2, ensure_ascii=False) + "\n"
 
 
-def read_metadata_file(path: Path) -> dict[str, Any]:
+def read_metadata_text(path: Path) -> str:
+    """A metadata sidecar's text; :class:`MetadataError` naming the file when it cannot be read."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError as e:
         raise MetadataError(f"{path}: metadata file not found") from e
     except (OSError, UnicodeDecodeError) as e:
         raise MetadataError(f"{path}: cannot read metadata ({e})") from e
-    return parse_metadata(text, str(path))
+
+
+def read_metadata_file(path: Path) -> dict[str, Any]:
+    return parse_metadata(read_metadata_text(path), str(path))
 
 
 def spec_from_metadata(meta: dict[str, Any]) -> PoseSpec:

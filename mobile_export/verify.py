@@ -182,6 +182,29 @@ def _suffixes() -> str:
     return ", ".join(s for e in FORMATS.values() for s in e.suffixes)
 
 
+def check_integrity(path: Path, manifest: dict[str, Any] | None, result: ArtifactResult) -> bool:
+    """The integrity step of verify (artifact and sidecar against the manifest), added to
+    ``result``; False when the artifact must not be loaded."""
+    if manifest is None:
+        result.add("integrity", None, f"no {MANIFEST_NAME} next to it")
+        return True
+    entries = manifest["artifacts"]
+    problems = []
+    for name in (path.name, sidecar_path(path).name):
+        if name in entries:
+            problems += check_entry(path.parent, name, entries[name])
+        elif (path.parent / name).exists():
+            problems.append(f"{name}: not listed in {MANIFEST_NAME}")
+    if not path.exists():
+        result.add("integrity", False, "artifact missing")
+        return False
+    if not result.add("integrity", not problems, "; ".join(map(str, problems)) or "size and sha256 match the manifest"):
+        # A damaged file is not handed to a native runtime (some abort the process on bad bytes).
+        result.add("load", None, "not loaded: the files differ from the manifest; re-export them")
+        return False
+    return True
+
+
 def _verify_artifact(
     path: Path,
     manifest: dict[str, Any] | None,
@@ -202,23 +225,8 @@ def _verify_artifact(
     side = sidecar_path(path)
 
     # 1. integrity
-    if manifest is None:
-        result.add("integrity", None, f"no {MANIFEST_NAME} next to it")
-    else:
-        entries = manifest["artifacts"]
-        problems = []
-        for name in (path.name, side.name):
-            if name in entries:
-                problems += check_entry(path.parent, name, entries[name])
-            elif (path.parent / name).exists():
-                problems.append(f"{name}: not listed in {MANIFEST_NAME}")
-        if not path.exists():
-            result.add("integrity", False, "artifact missing")
-            return result
-        if not result.add("integrity", not problems, "; ".join(map(str, problems)) or "size and sha256 match the manifest"):
-            # A damaged file is not handed to a native runtime (some abort the process on bad bytes).
-            result.add("load", None, "not loaded: the files differ from the manifest; re-export them")
-            return result
+    if not check_integrity(path, manifest, result):
+        return result
 
     # 2. metadata
     try:
