@@ -50,6 +50,9 @@ def shared(relative: str) -> Path:
 # A test may skip only for something the README's test command cannot install on this machine.
 # Any other skip (an extra that fails to import, kotlinc missing after the npm step, a typo'd
 # path) fails the run: a broken install must not leave CI green with tests quietly not run.
+# The teacher's model files and the detector's source package with TensorFlow.js are fetched by
+# the test command itself (gather.py fetch-teacher, person_detector/convert.py fetch): a test that
+# needs them fails, naming the fetch command, when they are missing.
 ALLOWED_SKIPS: list[tuple[str, str]] = [
     (r"^needs .+" + re.escape(SHARED_ABSENT) + "$", "no ../shared data folder (a fresh clone has none)"),
     (r"macOS only|^on macOS Core ML runs", "Apple platforms: Core ML predict() needs macOS"),
@@ -57,9 +60,6 @@ ALLOWED_SKIPS: list[tuple[str, str]] = [
     (r"Android SDK", "the Android SDK (Gradle builds of the demo app)"),
     (r"^java not found", "a Java runtime (a system package; the test command installs kotlinc, not Java)"),
     (r"CUDA|GPU", "a GPU / CUDA build of torch"),
-    (r"^teacher model files not cached", "the teacher's files, fetched by the default-weights recipe"),
-    (r"^needs .+\.tgz: fetch it with `python recipes/|^needs node and ",
-     "the detector's source package and TensorFlow.js, fetched by the detector recipe"),
     (r"^packaged weights are marked release", "a check of interim weights, moot once the weights are released"),
 ]
 
@@ -94,6 +94,28 @@ def pytest_make_collect_report(collector):
     if reason is not None and not skip_allowed(reason):
         report.outcome = "failed"
         report.longrepr = f"module skipped for a reason not on the allow-list (tests/conftest.py ALLOWED_SKIPS): {reason}"
+
+
+# ----------------------------------------------------------------------------- measured numbers
+_MEASURED: list[tuple[str, str]] = []
+
+
+@pytest.fixture
+def measured(request):
+    """``measured(what, value)`` records a number the test measured (an int8 gate, a parity
+    figure, the teacher's AP); the run's summary lists them all, so CI's log shows them."""
+    def record(what: str, value) -> None:
+        text = f"{value:.4g}" if isinstance(value, float) else str(value)
+        _MEASURED.append((request.node.nodeid, f"{what}: {text}"))
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _MEASURED:
+        terminalreporter.section("measured by the tests")
+        for nodeid, line in _MEASURED:
+            terminalreporter.write_line(f"{nodeid}  {line}")
 
 
 @pytest.fixture(scope="session")

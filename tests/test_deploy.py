@@ -156,25 +156,27 @@ def _lower_to_executorch(model: nn.Module, x: torch.Tensor):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["t", "cpmini"])
-def test_deploy_lowers_to_one_xnnpack_subgraph_with_nothing_on_the_portable_path(name):
+def test_deploy_lowers_to_one_xnnpack_subgraph_with_nothing_on_the_portable_path(name, measured):
     model, golden = _golden_model(name)
     lowered = _lower_to_executorch(reparameterize_model(model), golden["input"])
     calls = collections.Counter(
         str(n.target) for n in lowered.exported_program().graph.nodes
         if n.op == "call_function" and "getitem" not in str(n.target)
     )
+    measured(f"{name} deploy form in ExecuTorch: calls outside XNNPACK", dict(calls))
     assert calls == {"executorch_call_delegate": 1}, calls
 
     from executorch.runtime import Runtime
 
     program = Runtime.get().load_program(lowered.to_executorch().buffer)
     out = program.load_method("forward").execute([golden["input"]])
-    assert (out[0] - golden["simcc_x"]).abs().max() <= TOL
-    assert (out[1] - golden["simcc_y"]).abs().max() <= TOL
+    diff = max(float((out[0] - golden["simcc_x"]).abs().max()), float((out[1] - golden["simcc_y"]).abs().max()))
+    measured(f"{name} deploy .pte against the golden SimCC outputs: max |diff|", diff)
+    assert diff <= TOL
 
 
 @pytest.mark.slow
-def test_deploy_runs_every_op_in_litert_xnnpack():
+def test_deploy_runs_every_op_in_litert_xnnpack(measured):
     """LiteRT: one XNNPACK partition, nothing left on the interpreter (the single-head kᵀv is
     computed as a batch-2 BATCH_MATMUL, not a batch-1 FULLY_CONNECTED with activation weights)."""
     import litert_torch  # noqa: F401
@@ -182,6 +184,8 @@ def test_deploy_runs_every_op_in_litert_xnnpack():
 
     model, golden = _golden_model("t")
     report = litert_delegation(to_litert(reparameterize_model(model), golden["input"]))
+    measured("t deploy form in LiteRT: XNNPACK partitions, ops outside",
+             (report["delegated_subgraphs"], report["non_delegated_by_op"]))
     assert (report["delegated_subgraphs"], report["non_delegated_by_op"]) == (1, {}), report
 
 

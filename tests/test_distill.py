@@ -316,7 +316,7 @@ def _teacher_or_skip(roles):
     (("lite",), False, 1, 0.25),    # measured 0.343
     (("heavy",), True, 2, 0.58),    # measured 0.664 (the labelling configuration)
 ])
-def test_teacher_oks_ap_on_coco_fixture(models, flip, passes, min_ap):
+def test_teacher_oks_ap_on_coco_fixture(models, flip, passes, min_ap, measured):
     import pycocotools  # noqa: F401
     teacher_cls = _teacher_or_skip(("detector",) + models)
     from starpose.distill.calibrate import oks_ap, teacher_results
@@ -327,7 +327,25 @@ def test_teacher_oks_ap_on_coco_fixture(models, flip, passes, min_ap):
     gt = json.loads(ann.read_text())["annotations"]
     assert len(results) == sum(1 for a in gt if a["num_keypoints"] > 0 and not a["iscrowd"]) == 12
     ap = oks_ap(ann, results)
+    measured(f"teacher {'+'.join(models)} flip={flip} passes={passes} OKS AP on the COCO fixture", ap["AP"])
     assert ap["AP"] >= min_ap, ap
+
+
+@pytest.mark.slow
+def test_teacher_reproduces_the_committed_validation_numbers(measured):
+    """package.py decides release vs interim against results/teacher_val.json: the teacher run
+    here on the COCO fixture and the held-out ``coco`` people gives those committed numbers."""
+    _teacher_or_skip(("detector", "heavy"))
+    people, fixture = shared("people"), shared(COCO_DIR)
+    committed = json.loads((RECIPE / "results" / "teacher_val.json").read_text())["results"]
+    doc = _load("teacher_people").teacher_val(people, None, fixture, only={"fixture", "coco"})
+    for name in ("fixture", "coco"):
+        got, want = doc["results"][name], committed[name]
+        measured(f"teacher heavy (GT boxes) OKS AP on {name} ({int(got['people'])} people; committed {want['AP']:.4f})",
+                 got["AP"])
+        assert got["people"] == want["people"]
+        assert abs(got["AP"] - want["AP"]) <= 0.005, (name, got["AP"], want["AP"])
+        assert abs(got["AP50"] - want["AP50"]) <= 0.01, (name, got["AP50"], want["AP50"])
 
 
 def test_teacher_detects_and_segments_fixture_person():

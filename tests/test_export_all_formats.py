@@ -30,7 +30,7 @@ def _export_and_verify(tmp_path: Path, *args: str) -> dict:
     return {a["name"]: a for a in doc["artifacts"]}
 
 
-def test_all_formats_fp32_raw_affine(tmp_path):
+def test_all_formats_fp32_raw_affine(tmp_path, measured):
     arts = _export_and_verify(tmp_path, "--affine", "--raw-outputs")
     runnable = ["starpose_t_xnnpack_fp32_affine_raw.pte", "starpose_t_fp32_affine_raw.tflite",
                 "starpose_t_fp32_affine_raw.pt", "starpose_t_fp32_affine_raw.ptl", "starpose_t_fp32_affine_raw.onnx"]
@@ -40,9 +40,10 @@ def test_all_formats_fp32_raw_affine(tmp_path):
         assert p["passed"], (name, p)
         assert p["raw_max_abs"] < 1e-3 and p["raw_mean_abs"] < 1e-4, (name, p)  # SimCC vectors, float32
         assert p["mean_kpt_px"] < 0.01 and p["argmax_agreement"] >= 0.99, (name, p)
+        measured(name, f"raw max |diff| {p['raw_max_abs']:.3g}, mean keypoint dev {p['mean_kpt_px']:.3g} px")
 
 
-def test_all_formats_fp16(tmp_path):
+def test_all_formats_fp16(tmp_path, measured):
     arts = _export_and_verify(tmp_path, "--precision", "fp16")
     # TorchScript and ONNX are fp32-only formats: --format all skips them at fp16.
     assert set(arts) == {"starpose_t_xnnpack_fp16.pte", "starpose_t_coreml_fp16.pte", "starpose_t_fp16.tflite",
@@ -50,6 +51,8 @@ def test_all_formats_fp16(tmp_path):
     for name in ("starpose_t_xnnpack_fp16.pte", "starpose_t_fp16.tflite"):
         p = arts[name]["parity"]
         assert p["precision"] == "fp16" and p["passed"], (name, p)
+        measured(name, f"PCK agreement {p['pck_agreement']:.4f}, mean keypoint dev {p['mean_kpt_px']:.3g} px, "
+                       f"identical argmax {p['argmax_agreement']:.4f}")
         assert p["pck_agreement"] >= 0.95 and p["mean_kpt_px"] <= 3.0, (name, p)
     # fp16 weights only (float32 compute): TFLite stays essentially exact.
     assert arts["starpose_t_fp16.tflite"]["parity"]["argmax_agreement"] >= 0.99

