@@ -135,9 +135,25 @@ def _lower_no_grad(module: PoseBundle, backend: str, precision: str, meta: dict[
         )
         partitioner = CoreMLPartitioner(compile_specs=specs, skip_ops_for_coreml_delegation=_COREML_SKIP_OPS)
     edge = to_edge_transform_and_lower(
-        ep, partitioner=[partitioner], constant_methods={METADATA_METHOD: json.dumps(meta)}
+        ep, partitioner=[partitioner], constant_methods={METADATA_METHOD: json.dumps(meta)},
+        compile_config=xnnpack_edge_config() if backend == "xnnpack" else None,
     )
     return edge.to_executorch().buffer
+
+
+def xnnpack_edge_config() -> Any:
+    """The edge-dialect settings of the XNNPACK ``.pte``s: ``aten._to_copy`` for dtype casts instead
+    of ``dim_order_ops._to_dim_order_copy``.
+
+    The bundle's uint8 → float cast cannot enter the XNNPACK delegate (it takes no unsigned
+    tensors), so it runs on ExecuTorch's portable kernels, where the 1x256x192x3 cast takes 0.32 ms
+    as ``_to_dim_order_copy`` and 0.04 ms as ``_to_copy`` (ExecuTorch 1.5.1, x86, 1 thread:
+    ``benchmarks/results/2026-12-02-bundle-overhead-epyc-2cpu.json``, ``python -m
+    benchmarks.bundle_overhead``). Nothing else in the graph changes: no op here changes memory
+    format, and the delegate takes every layout change."""
+    from executorch.exir import EdgeCompileConfig
+
+    return EdgeCompileConfig(_skip_dim_order=True)
 
 
 def _parse_checked(path: Path) -> Any:
