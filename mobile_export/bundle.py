@@ -56,6 +56,14 @@ class PoseBundle(nn.Module):
         self.register_buffer("split", torch.tensor([spec.simcc_split_ratio], dtype=torch.float32))
         self.register_buffer("mean", torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1))
+        # NHWC: the same per-channel constants, one image row wide (1, 1, W, 3). Normalizing before
+        # the permute against these is the same float arithmetic element by element, but the
+        # broadcast runs over whole rows: against (1, 1, 1, 3) (what LiteRT makes of an NCHW
+        # per-channel constant) XNNPACK's elementwise kernels run once per 3-channel pixel
+        # (benchmarks/README.md, "The shipped bundle against the network alone").
+        w = spec.input_w
+        self.register_buffer("mean_row", self.mean.reshape(1, 1, 1, 3).expand(1, 1, w, 3).contiguous())
+        self.register_buffer("std_row", self.std.reshape(1, 1, 1, 3).expand(1, 1, w, 3).contiguous())
 
     @property
     def output_names(self) -> tuple[str, ...]:
@@ -76,8 +84,16 @@ class PoseBundle(nn.Module):
         dtype = self.mean.dtype  # the compute dtype: float32, or float16 after .half()
         x = image.to(dtype)
         if self.layout == "NHWC":
+            # torch.jit.trace (TorchScript, which has no such kernel limit) and widths other than
+            # the spec's take the per-pixel constants; ``torch.jit.is_tracing()`` first, because a
+            # traced size is a tensor and a branch on it would freeze the width into the graph.
+            if torch.jit.is_tracing() or x.shape[2] != self.mean_row.shape[2]:
+                x = (x - self.mean.reshape(1, 1, 1, 3)) / self.std.reshape(1, 1, 1, 3)
+            else:
+                x = (x - self.mean_row) / self.std_row
             x = x.permute(0, 3, 1, 2)
-        x = (x - self.mean) / self.std
+        else:
+            x = (x - self.mean) / self.std
         simcc_x, simcc_y = self.network(x)
         max_x, idx_x = simcc_x.max(dim=-1)
         max_y, idx_y = simcc_y.max(dim=-1)
