@@ -339,13 +339,14 @@ def _export_executorch(network, spec: DetectorSpec, precision: str, meta: dict[s
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
-    from .executorch import METADATA_METHOD
+    from .executorch import METADATA_METHOD, xnnpack_edge_config
 
     bundle = DetectorBundle(network, spec, "NHWC").eval()
     if precision == "fp16":
         bundle = copy.deepcopy(bundle).half()
     ep = torch.export.export(bundle, bundle.example_inputs(), strict=False)
-    edge = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()],
+    # the pose .pte's edge settings: the uint8 frame's cast as the cheap aten._to_copy
+    edge = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()], compile_config=xnnpack_edge_config(),
                                        constant_methods={METADATA_METHOD: json.dumps(meta)})
     target.write_bytes(edge.to_executorch().buffer)
 

@@ -250,7 +250,10 @@ def lower_xnnpack(qnet: QuantizedNetwork, meta: dict[str, Any], *, affine: bool 
 
     bundle = PoseBundle(qnet, qnet.spec, layout=EXECUTORCH_LAYOUT, affine=affine, raw=raw).eval()
     ep = torch.export.export(bundle, bundle.example_inputs(), strict=False)
-    edge = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()],
+    from mobile_export.executorch import xnnpack_edge_config
+
+    # the same edge settings as the fp32 .pte: the uint8 input cast as the cheap aten._to_copy
+    edge = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()], compile_config=xnnpack_edge_config(),
                                        constant_methods={METADATA_METHOD: json.dumps(meta)})
     return edge.to_executorch().buffer
 
