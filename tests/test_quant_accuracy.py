@@ -57,11 +57,12 @@ def test_ptq_and_qat_pass_the_gates_on_held_out_people(tmp_path, measured):
     from quantization.qat import QATConfig
     from quantization.report import GATES
     from quantization.run import run_qat
+    from starpose.data.mix import load_holdout
     from starpose.models.weights import weights_path
 
     folder = shared(STOCK17)
     doc = json.loads((folder / "person_keypoints.json").read_text())
-    held = set(json.loads(HOLDOUT.read_text())["stock17"])
+    held = load_holdout(HOLDOUT)["stock17"]
     seen = sorted(im["id"] for im in doc["images"] if im["id"] not in held)
     calib = set(random.Random(0).sample(seen, 200))
     train_src = resolve_coco_source(_subset(doc, calib, tmp_path / "calib.json"), folder / "images")
