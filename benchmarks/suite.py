@@ -152,6 +152,19 @@ def machine_slug(machine: dict) -> str:
     return "-".join(words[:3] + [f"{machine.get('cpus_usable')}cpu"])
 
 
+def group_targets(targets: list) -> dict[str, list]:
+    """Interleaving groups: one per runtime, the shipped bundles in the same group (the same rounds)
+    as the networks alone, so "bundle / network" is a ratio within one group rather than across
+    groups timed minutes apart. A group's processes stay alive through its rounds (one runs at a
+    time); one group per runtime keeps memory bounded. Core ML is left out: it runs on Apple
+    platforms only (`starpose-mobile bench` reports it as skipped)."""
+    groups: dict[str, list] = {}
+    for t in targets:
+        if t.backend != "coreml":
+            groups.setdefault(t.format, []).append(t)
+    return groups
+
+
 def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=Path("out/bench-suite"))
@@ -198,14 +211,7 @@ def main(argv: list[str] | None = None) -> Path:
             t.precision = "fp32"
             targets.append(t)
     threads = [int(t) for t in args.threads.split(",")]
-    # Interleaving groups: one per runtime for the networks alone, one for the shipped bundles. A
-    # group's processes stay alive through its rounds (one runs at a time); groups keep memory bounded.
-    groups: dict[str, list[BenchTarget]] = {}
-    for t in targets:
-        key = "bundle" if t.has_metadata else t.format
-        if t.backend == "coreml":
-            continue  # Core ML runs on Apple platforms only; `starpose-mobile bench` reports it as skipped
-        groups.setdefault(key, []).append(t)
+    groups = group_targets(targets)
     print(f"timing {sum(map(len, groups.values()))} artifacts in {len(groups)} groups at {threads} threads", flush=True)
     reports = []
     for key, group in groups.items():
@@ -231,6 +237,7 @@ def main(argv: list[str] | None = None) -> Path:
         "raw": "network alone, float NCHW 1x3x256x192 in",
         "bundle": "as shipped: uint8 HWC crop in, keypoints + scores out (pre/post in the graph)",
         "blazepose_missing": missing_blazepose,
+        "grouping": "runtime",  # bundles timed in the same rounds as the networks of their runtime
     }
     out = args.out or RESULTS / f"{payload['date']}-{machine_slug(payload['machine'])}.json"
     write_json(out, payload)
