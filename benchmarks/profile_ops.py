@@ -4,6 +4,7 @@ This is how the 7x7 depthwise convolutions showed up as XNNPACK "Convolution IGE
 GEMM, > 25 taps) instead of "DWConv"; use it to see where a graph's time goes.
 
     python -m benchmarks.profile_ops starpose_t/released starpose_t/deploy
+    python -m benchmarks.profile_ops starpose_t/deploy --threads 2   # which ops a second thread speeds up
 """
 from __future__ import annotations
 
@@ -51,12 +52,13 @@ def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="+", choices=list(MODELS))
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=1, help="XNNPACK and torch threads")
     parser.add_argument("--out", type=Path, default=RESULTS / "profile_ops.json")
     args = parser.parse_args(argv)
     from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
 
-    torch.set_num_threads(1)
-    _unsafe_reset_threadpool(1)
+    torch.set_num_threads(args.threads)
+    _unsafe_reset_threadpool(args.threads)
     results = {}
     for name in args.models:
         results[name] = profile(name, args.runs)
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> Path:
         for kind, row in list(results[name]["by_op_kind_p50_ms"].items())[:8]:
             print(f"    {row['ms']:8.3f} ms  x{row['count']:<4d} {kind}")
     return write_json(args.out, {"benchmark": "xnnpack op profile (ExecuTorch ETDump)", "precision": "fp32",
-                                 "machine": machine_info(threads=1), "results": results})
+                                 "machine": machine_info(threads=args.threads), "results": results})
 
 
 if __name__ == "__main__":

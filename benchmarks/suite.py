@@ -11,7 +11,8 @@ Artifacts (built once into ``--work``, reused while their files exist):
 - ``raw/``: each network alone (normalized float NCHW in, its own outputs) as an ExecuTorch XNNPACK
   ``.pte``, a LiteRT ``.tflite`` and an ONNX ``.onnx`` — the like-for-like comparison;
 - ``bundle/``: StarPose-t and -s as shipped (uint8 crop in, keypoints out) in fp32 and int8
-  (PT2E → XNNPACK ``.pte``; LiteRT full-integer ``.tflite``), built by ``starpose-mobile export``;
+  (PT2E → XNNPACK ``.pte``; LiteRT full-integer ``.tflite``), built by ``starpose-mobile export``,
+  and the bundled person detector (fp32, exported with StarPose-t fp32: uint8 frame in, boxes out);
 - BlazePose landmark ``.tflite`` files from the ``$STARPOSE_CACHE/blazepose`` folder that
   ``recipes/default_weights/gather.py fetch-teacher`` fills from the mediapipe wheel.
 
@@ -46,6 +47,8 @@ BUNDLES = (  # (variant, precision, format)
     ("starpose_s", "fp32", "tflite"), ("starpose_s", "int8", "tflite"),
 )
 BLAZEPOSE = ("lite", "full", "heavy")
+# The bundled person detector is exported (fp32, each format) next to this bundle only.
+DETECTOR_WITH = ("starpose_t", "fp32")
 
 # Published COCO val2017 AP at 256x192 (GT-box-free, detector boxes): for the chart only.
 # StarPose: the authors' earlier release (StarPose-16 ~ t, StarPose-18 ~ s), the only figures they
@@ -120,6 +123,8 @@ def build_bundles(work: Path, bundles, calib: str | None, log=print) -> None:
                "--variant", variant, "--weights", "random", "--out", str(out)]
         if precision == "int8" and calib:
             cmd += ["--calib-data", calib]
+        if (variant, precision) != DETECTOR_WITH:
+            cmd += ["--no-detector"]
         log("bundle: " + " ".join(cmd[3:]))
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0:
