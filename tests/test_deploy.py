@@ -12,7 +12,8 @@ import torch.nn as nn
 from safetensors.torch import load_file
 
 from starpose.models import StarPose, StarPoseConfig, create_model, list_models
-from starpose.models.deploy import BandedDepthwiseConv2d, StarPoseDeploy, reparameterize_model
+from starpose.models.deploy import (BandedDepthwiseConv2d, StarPoseDeploy, SymmetricBandDepthwiseConv2d,
+                                   depthwise_for_xnnpack, reparameterize_model)
 from starpose.processing import bbox_xywh_to_cs, normalize_image, top_down_affine
 from starpose.spec import COCO_SPEC
 
@@ -124,9 +125,39 @@ def test_deploy_graph_is_nchw_and_free_of_ops_mobile_delegates_reject():
             if groups > 1 and groups == weight.shape[0]:
                 assert weight.shape[2] * weight.shape[3] <= 25, f"depthwise kernel {tuple(weight.shape)}"
     for banned in ("native_layer_norm", "layer_norm", "elu", "expand", "reciprocal",
-                   "_native_batch_norm_legit_no_training", "native_batch_norm"):
+                   "_native_batch_norm_legit_no_training", "native_batch_norm", "constant_pad_nd"):
         assert targets[banned] == 0, (banned, targets)
+    # no pad/slice per depthwise band (XNNPACK runs those in NCHW between two transposes); the
+    # only slices left are the two halves of the one-head attention's kᵀv (stage 1 of -t)
+    assert targets["slice"] <= 2, targets["slice"]
     assert targets["convolution"] > 0 and targets["bmm"] > 0
+
+
+@pytest.mark.parametrize("dilation", [1, 3])
+def test_large_depthwise_kernels_become_symmetric_row_groups(dilation):
+    torch.manual_seed(dilation)
+    conv = nn.Conv2d(24, 24, 7, 1, 3 * dilation, dilation, groups=24)
+    sym = depthwise_for_xnnpack(conv)
+    assert isinstance(sym, SymmetricBandDepthwiseConv2d)
+    assert [c.kernel_size for c in sym.convs] == [(3, 7), (2, 7), (2, 7)]
+    assert [c.dilation[0] for c in sym.convs] == [dilation, 4 * dilation, 6 * dilation]
+    assert all(c.padding[0] * 2 == c.dilation[0] * (c.kernel_size[0] - 1) for c in sym.convs)  # 'same'
+    x = torch.randn(2, 24, 20, 14)
+    with torch.no_grad():
+        assert (sym(x) - conv(x)).abs().max() <= 1e-5
+    # what symmetric groups cannot express falls back to consecutive bands (pad + slices)
+    even = nn.Conv2d(8, 8, (6, 7), 1, 3, groups=8)
+    assert isinstance(depthwise_for_xnnpack(even), BandedDepthwiseConv2d)
+    assert isinstance(depthwise_for_xnnpack(nn.Conv2d(8, 8, 3, 1, 1, groups=8)), nn.Conv2d)
+
+
+def test_deploy_model_uses_symmetric_groups_for_every_large_kernel():
+    deploy = reparameterize_model(create_model("starpose_t").eval())
+    kinds = collections.Counter(type(m).__name__ for m in deploy.modules())
+    assert kinds["SymmetricBandDepthwiseConv2d"] == 11 and kinds["BandedDepthwiseConv2d"] == 0
+    for m in deploy.modules():
+        if isinstance(m, nn.Conv2d) and m.groups > 1:
+            assert m.kernel_size[0] * m.kernel_size[1] <= 25
 
 
 def test_banded_depthwise_conv_equals_the_large_kernel():
@@ -199,3 +230,24 @@ def test_delegation_counter_sees_what_stays_on_the_portable_path():
     report = executorch_delegation(_lower_to_executorch(net, torch.randn(1, 3, 16, 16)))
     assert report["delegated_subgraphs"] == 2
     assert report["non_delegated_by_op"] == {"aten.elu.default": 1}
+
+
+def test_deploy_ab_undoes_rewrites_without_changing_the_function():
+    """``benchmarks.deploy_ab`` times the deploy form against itself with rewrites undone: the
+    undone copies must hold the earlier structure and compute the same outputs."""
+    from benchmarks.deploy_ab import FORMS, undo
+    from starpose.models.deploy import ChannelNorm
+
+    torch.manual_seed(0)
+    deploy = reparameterize_model(create_model("starpose_t").eval())
+    x = torch.randn(1, 3, 256, 192)
+    with torch.no_grad():
+        ref = deploy(x)
+        for form, rewrites in FORMS.items():
+            other = undo(deploy, rewrites)
+            kinds = collections.Counter(type(m).__name__ for m in other.modules())
+            assert (kinds["BandedDepthwiseConv2d"] == 11) == ("bands" in rewrites), form
+            assert (kinds["_EpsAddChannelNorm"] == 30) == ("eps" in rewrites), form
+            for a, b in zip(other(x), ref):
+                assert (a - b).abs().max() <= TOL, form
+    assert sum(isinstance(m, ChannelNorm) for m in deploy.modules()) == 30  # the original is untouched

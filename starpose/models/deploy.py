@@ -9,14 +9,19 @@ computes the same outputs (to float rounding) out of operations that XNNPACK and
 
 - everything stays NCHW; token-wise Linear layers become 1x1 convolutions;
 - LayerNorm over channels is ``(x - m(x)) * rsqrt(m((x - m(x))²) + eps)`` where ``m`` is a 1x1
-  convolution with weights ``1/C`` (a channel mean that lowers as a convolution); its affine
+  convolution with weights ``1/C`` (a channel mean that lowers as a convolution; ``eps`` is the
+  bias of the second one); its affine
   scale/shift is folded into the 1x1 convolutions that consume it, and the centring of the
   patch-embedding norm is folded into the patch-embedding convolution itself;
 - BatchNorm is folded into the preceding convolution; the dilated stem's six-way channel
   concatenation is folded into the first patch-embedding convolution (a sum of six convolutions);
-- depthwise kernels with more than 25 taps (the 7x7 ones) are split into bands of rows: XNNPACK
+- depthwise kernels with more than 25 taps (the 7x7 ones) are split into groups of rows
+  symmetric about the centre row, each an ordinary depthwise convolution with its own symmetric
+  padding (3x7, then the row pairs 2 and 3 rows from the centre as dilated 2x7 kernels): XNNPACK
   only has depthwise micro-kernels up to 25 taps and runs a 7x7 depthwise convolution as a
-  grouped GEMM, about 20x slower than the three banded depthwise convolutions that replace it;
+  grouped GEMM, about 20x slower than the three depthwise convolutions that replace it. (Bands of
+  consecutive rows need a pad of the input and a slice per band, which XNNPACK runs in NCHW with a
+  transpose on either side: 134 more operators in StarPose-t.);
 - ``ELU(t) + 1`` is ``relu(t) + exp(min(t, 0))`` (identical, and XNNPACK has no ELU);
 - linear attention is three 3-D ``bmm``s over (batch x heads) views of NCHW tensors, the token
   mean of the keys is a global average pool, and ``1 / (·)`` is a division.
@@ -51,7 +56,8 @@ from .starpose import (
     StarPoseBackbone,
 )
 
-__all__ = ["reparameterize_model", "reparameterize", "StarPoseDeploy", "ChannelNorm"]
+__all__ = ["reparameterize_model", "reparameterize", "StarPoseDeploy", "ChannelNorm",
+           "SymmetricBandDepthwiseConv2d", "BandedDepthwiseConv2d"]
 
 
 # --------------------------------------------------------------------------- weight folding
@@ -116,9 +122,82 @@ def _centred_conv(conv: nn.Conv2d) -> nn.Conv2d:
 XNNPACK_MAX_DEPTHWISE_TAPS = 25
 
 
+class SymmetricBandDepthwiseConv2d(nn.Module):
+    """A stride-1 depthwise convolution with an odd, tall kernel and 'same' padding, as a sum of
+    depthwise convolutions over groups of kernel rows symmetric about the centre row:
+
+    - the centre rows ``c-a .. c+a`` as a ``(2a+1, kw)`` convolution (padding ``a·d``), ``a`` as
+      large as ``XNNPACK_MAX_DEPTHWISE_TAPS`` allows;
+    - each remaining pair of rows ``c-j, c+j`` as a ``(2, kw)`` convolution with vertical dilation
+      ``2j·d`` and padding ``j·d`` (its two taps sit exactly ``j·d`` above and below the centre).
+
+    For a 7x7 kernel: 3x7 (21 taps) + 2x7 dilated 4 (14) + 2x7 dilated 6 (14), summed. Every group
+    pads by itself, so the graph has no pad or slice ops (which XNNPACK runs in NCHW between two
+    transposes, and which break the int8 delegate); exact up to float summation order.
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, padding: tuple[int, int],
+                 dilation: tuple[int, int], max_taps: int = XNNPACK_MAX_DEPTHWISE_TAPS) -> None:
+        super().__init__()
+        channels, _, kh, kw = weight.shape
+        dh, dw = dilation
+        if kh % 2 == 0:
+            raise ValueError(f"kernel height {kh} is even: no centre row to group around")
+        if padding[0] != dh * (kh // 2) or padding[1] != dw * (kw // 2):
+            raise ValueError(f"padding {padding} is not 'same' for kernel {kh}x{kw}, dilation {dilation}")
+        if 2 * kw > max_taps:
+            raise ValueError(f"kernel width {kw}: a row pair has {2 * kw} taps, more than {max_taps}")
+        c = kh // 2
+        a = min(c, (max_taps // kw - 1) // 2)  # centre half-height whose group fits max_taps
+        self.convs = nn.ModuleList()
+        with torch.no_grad():
+            centre = nn.Conv2d(channels, channels, (2 * a + 1, kw), 1, (a * dh, padding[1]), (dh, dw),
+                               groups=channels, bias=bias is not None)
+            centre.weight.copy_(weight[:, :, c - a:c + a + 1])
+            if bias is not None:
+                centre.bias.copy_(bias)
+            self.convs.append(centre)
+            for j in range(a + 1, c + 1):
+                pair = nn.Conv2d(channels, channels, (2, kw), 1, (j * dh, padding[1]), (2 * j * dh, dw),
+                                 groups=channels, bias=False)
+                pair.weight.copy_(torch.stack([weight[:, :, c - j], weight[:, :, c + j]], dim=2))
+                self.convs.append(pair)
+
+    @classmethod
+    def from_conv(cls, conv: nn.Conv2d) -> "SymmetricBandDepthwiseConv2d":
+        if conv.stride != (1, 1) or conv.groups != conv.in_channels or conv.in_channels != conv.out_channels:
+            raise ValueError("SymmetricBandDepthwiseConv2d takes a stride-1 depthwise convolution")
+        if not isinstance(conv.padding, tuple):
+            raise ValueError(f"padding {conv.padding!r} is not 'same' as explicit sizes")
+        return cls(conv.weight.detach(), None if conv.bias is None else conv.bias.detach(),
+                   conv.padding, conv.dilation)
+
+    @classmethod
+    def from_banded(cls, banded: "BandedDepthwiseConv2d") -> "SymmetricBandDepthwiseConv2d":
+        weight = torch.cat([band.weight.detach() for band in banded.bands], dim=2)
+        bias = banded.bands[0].bias
+        return cls(weight, None if bias is None else bias.detach(),
+                   (banded.pad, banded.bands[0].padding[1]), (banded.dilation, banded.bands[0].dilation[1]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.convs[0](x)
+        for conv in self.convs[1:]:
+            out = out + conv(x)
+        return out
+
+
+def _symmetric_bands_fit(conv: nn.Conv2d) -> bool:
+    kh, kw = conv.kernel_size
+    dh, dw = conv.dilation
+    return (conv.stride == (1, 1) and isinstance(conv.padding, tuple) and kh % 2 == 1 and kw % 2 == 1
+            and conv.padding == (dh * (kh // 2), dw * (kw // 2)) and 2 * kw <= XNNPACK_MAX_DEPTHWISE_TAPS)
+
+
 class BandedDepthwiseConv2d(nn.Module):
     """A stride-1 depthwise convolution with a large kernel, as a sum of depthwise convolutions
-    over bands of kernel rows (each band at most ``XNNPACK_MAX_DEPTHWISE_TAPS`` taps).
+    over bands of kernel rows (each band at most ``XNNPACK_MAX_DEPTHWISE_TAPS`` taps): the general
+    fallback for kernels :class:`SymmetricBandDepthwiseConv2d` cannot express (even heights,
+    padding other than 'same').
 
     The input is zero-padded vertically once; band ``[r0, r0 + rows)`` reads the rows that the
     original kernel's rows ``r0..`` would read, and pads horizontally by itself. Exact up to float
@@ -159,9 +238,12 @@ class BandedDepthwiseConv2d(nn.Module):
 
 
 def depthwise_for_xnnpack(conv: nn.Conv2d) -> nn.Module:
-    """A copy of a depthwise convolution, banded when its kernel is too large for XNNPACK."""
+    """A copy of a depthwise convolution, split into row groups when its kernel is too large for
+    XNNPACK: symmetric groups where they fit (every StarPose kernel), consecutive bands otherwise."""
     kh, kw = conv.kernel_size
     if conv.groups == conv.in_channels and kh * kw > XNNPACK_MAX_DEPTHWISE_TAPS:
+        if _symmetric_bands_fit(conv):
+            return SymmetricBandDepthwiseConv2d.from_conv(conv)
         return BandedDepthwiseConv2d(conv)
     return _copy_conv(conv)
 
@@ -172,8 +254,9 @@ class ChannelNorm(nn.Module):
 
     The channel mean is a 1x1 convolution with weights ``1/C`` (XNNPACK's ``mean`` only reduces
     spatial axes); with ``centred`` the input is already zero-mean over channels (the preceding
-    convolution was centred), so only the variance is computed. ``weight``/``bias`` are the affine
-    part when it could not be folded into a consumer.
+    convolution was centred), so only the variance is computed. ``eps`` is the bias of the variance
+    convolution (one op fewer than a separate add). ``weight``/``bias`` are the affine part when it
+    could not be folded into a consumer.
     """
 
     def __init__(self, channels: int, eps: float, centred: bool = False,
@@ -182,13 +265,14 @@ class ChannelNorm(nn.Module):
         self.eps = eps
         self.centred = centred
         self.register_buffer("mean_weight", torch.full((1, channels, 1, 1), 1.0 / channels))
+        self.register_buffer("eps_bias", torch.full((1,), float(eps)))
         self.weight = None if weight is None else nn.Parameter(weight.detach().reshape(1, -1, 1, 1).clone())
         self.bias = None if bias is None else nn.Parameter(bias.detach().reshape(1, -1, 1, 1).clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.centred:
             x = x - F.conv2d(x, self.mean_weight)
-        x = x * torch.rsqrt(F.conv2d(x * x, self.mean_weight) + self.eps)
+        x = x * torch.rsqrt(F.conv2d(x * x, self.mean_weight, self.eps_bias))
         if self.weight is not None:
             x = x * self.weight
         if self.bias is not None:
