@@ -1,13 +1,12 @@
 """What a deploy-form rewrite bought: the deploy network as it is against the same network with
 one or more rewrites undone, timed interleaved in one run (ExecuTorch XNNPACK and LiteRT).
 
-The rewrites this can undo (each one computes the same function; golden outputs stay within 1e-4):
+The rewrite this can undo (it computes the same function; golden outputs stay within 1e-4):
 
 - ``bands``: the 7x7 depthwise kernels as symmetric row groups that pad by themselves
   (:class:`~starpose.models.deploy.SymmetricBandDepthwiseConv2d`) -> the earlier consecutive-row
   bands (:class:`~starpose.models.deploy.BandedDepthwiseConv2d`: one pad of the input and a slice
   per band, which XNNPACK runs in NCHW between two transposes);
-- ``eps``: LayerNorm's ``eps`` as the bias of the variance convolution -> a separate add.
 
     python -m benchmarks.deploy_ab --build-only             # export (minutes; can share the CPU)
     python -m benchmarks.deploy_ab --affinity --threads 1,2 # time them (keep the machine quiet)
@@ -29,33 +28,12 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .common import RESULTS, build_model, example_input, write_json
 
 VARIANTS = ("starpose_t", "starpose_s")
 FORMATS = {"executorch": ".pte", "tflite": ".tflite"}
-FORMS = {"current": (), "consecutive-bands": ("bands",), "consecutive-bands+eps-add": ("bands", "eps")}
-
-
-class _EpsAddChannelNorm(nn.Module):
-    """:class:`~starpose.models.deploy.ChannelNorm` as it was: ``eps`` added after the variance
-    convolution (one more op per LayerNorm)."""
-
-    def __init__(self, norm: nn.Module) -> None:
-        super().__init__()
-        self.norm = norm
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n = self.norm
-        if not n.centred:
-            x = x - F.conv2d(x, n.mean_weight)
-        x = x * torch.rsqrt(F.conv2d(x * x, n.mean_weight) + n.eps)
-        if n.weight is not None:
-            x = x * n.weight
-        if n.bias is not None:
-            x = x + n.bias
-        return x
+FORMS = {"current": (), "consecutive-bands": ("bands",)}
 
 
 @torch.no_grad()
@@ -81,15 +59,13 @@ def _consecutive_bands(sym: nn.Module) -> nn.Module:
 
 def undo(network: nn.Module, rewrites: tuple[str, ...]) -> nn.Module:
     """A copy of a deploy network with the named rewrites undone (same function)."""
-    from starpose.models.deploy import ChannelNorm, SymmetricBandDepthwiseConv2d
+    from starpose.models.deploy import SymmetricBandDepthwiseConv2d
 
     out = copy.deepcopy(network)
     for parent in list(out.modules()):
         for name, child in list(parent.named_children()):
             if "bands" in rewrites and isinstance(child, SymmetricBandDepthwiseConv2d):
                 setattr(parent, name, _consecutive_bands(child))
-            elif "eps" in rewrites and isinstance(child, ChannelNorm):
-                setattr(parent, name, _EpsAddChannelNorm(child))
     return out
 
 

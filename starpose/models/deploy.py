@@ -9,8 +9,7 @@ computes the same outputs (to float rounding) out of operations that XNNPACK and
 
 - everything stays NCHW; token-wise Linear layers become 1x1 convolutions;
 - LayerNorm over channels is ``(x - m(x)) * rsqrt(m((x - m(x))²) + eps)`` where ``m`` is a 1x1
-  convolution with weights ``1/C`` (a channel mean that lowers as a convolution; ``eps`` is the
-  bias of the second one); its affine
+  convolution with weights ``1/C`` (a channel mean that lowers as a convolution); its affine
   scale/shift is folded into the 1x1 convolutions that consume it, and the centring of the
   patch-embedding norm is folded into the patch-embedding convolution itself;
 - BatchNorm is folded into the preceding convolution; the dilated stem's six-way channel
@@ -254,9 +253,8 @@ class ChannelNorm(nn.Module):
 
     The channel mean is a 1x1 convolution with weights ``1/C`` (XNNPACK's ``mean`` only reduces
     spatial axes); with ``centred`` the input is already zero-mean over channels (the preceding
-    convolution was centred), so only the variance is computed. ``eps`` is the bias of the variance
-    convolution (one op fewer than a separate add). ``weight``/``bias`` are the affine part when it
-    could not be folded into a consumer.
+    convolution was centred), so only the variance is computed. ``weight``/``bias`` are the affine
+    part when it could not be folded into a consumer.
     """
 
     def __init__(self, channels: int, eps: float, centred: bool = False,
@@ -265,14 +263,13 @@ class ChannelNorm(nn.Module):
         self.eps = eps
         self.centred = centred
         self.register_buffer("mean_weight", torch.full((1, channels, 1, 1), 1.0 / channels))
-        self.register_buffer("eps_bias", torch.full((1,), float(eps)))
         self.weight = None if weight is None else nn.Parameter(weight.detach().reshape(1, -1, 1, 1).clone())
         self.bias = None if bias is None else nn.Parameter(bias.detach().reshape(1, -1, 1, 1).clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.centred:
             x = x - F.conv2d(x, self.mean_weight)
-        x = x * torch.rsqrt(F.conv2d(x * x, self.mean_weight, self.eps_bias))
+        x = x * torch.rsqrt(F.conv2d(x * x, self.mean_weight) + self.eps)
         if self.weight is not None:
             x = x * self.weight
         if self.bias is not None:
