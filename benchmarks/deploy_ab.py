@@ -6,7 +6,7 @@ The rewrite this can undo (it computes the same function; golden outputs stay wi
 - ``bands``: the 7x7 depthwise kernels as symmetric row groups that pad by themselves
   (:class:`~starpose.models.deploy.SymmetricBandDepthwiseConv2d`) -> the earlier consecutive-row
   bands (:class:`~starpose.models.deploy.BandedDepthwiseConv2d`: one pad of the input and a slice
-  per band, which XNNPACK runs in NCHW between two transposes);
+  per band).
 
     python -m benchmarks.deploy_ab --build-only             # export (minutes; can share the CPU)
     python -m benchmarks.deploy_ab --affinity --threads 1,2 # time them (keep the machine quiet)
@@ -77,9 +77,9 @@ def _export_one(variant: str, form: str, fmt: str, path: Path) -> None:
     from .common import lower_executorch, to_litert
 
     torch.set_num_threads(1)
-    model = undo(build_model(f"{variant}/deploy"), FORMS[form])
-    x = example_input()
     current = build_model(f"{variant}/deploy")
+    model = undo(current, FORMS[form])
+    x = example_input()
     with torch.no_grad():
         diff = max(float((a - b).abs().max()) for a, b in zip(model(x), current(x)))
     if diff > 1e-4:

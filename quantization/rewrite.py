@@ -18,20 +18,11 @@ from __future__ import annotations
 
 import copy
 
-import torch
 import torch.nn as nn
 
 from starpose.models.deploy import BandedDepthwiseConv2d, SymmetricBandDepthwiseConv2d
 
-__all__ = ["SymmetricBandDepthwiseConv2d", "int8_ready", "full_kernel"]
-
-
-@torch.no_grad()
-def full_kernel(banded: BandedDepthwiseConv2d) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The original ``(C, 1, kh, kw)`` kernel and bias of a banded depthwise convolution."""
-    weight = torch.cat([band.weight for band in banded.bands], dim=2)
-    bias = banded.bands[0].bias
-    return weight.clone(), None if bias is None else bias.clone()
+__all__ = ["SymmetricBandDepthwiseConv2d", "int8_ready"]
 
 
 def int8_ready(network: nn.Module) -> nn.Module:

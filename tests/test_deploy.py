@@ -127,7 +127,7 @@ def test_deploy_graph_is_nchw_and_free_of_ops_mobile_delegates_reject():
     for banned in ("native_layer_norm", "layer_norm", "elu", "expand", "reciprocal",
                    "_native_batch_norm_legit_no_training", "native_batch_norm", "constant_pad_nd"):
         assert targets[banned] == 0, (banned, targets)
-    # no pad/slice per depthwise band (XNNPACK runs those in NCHW between two transposes); the
+    # no pad/slice per depthwise band (symmetric row groups pad by themselves); the
     # only slices left are the two halves of the one-head attention's kᵀv (stage 1 of -t)
     assert targets["slice"] <= 2, targets["slice"]
     assert targets["convolution"] > 0 and targets["bmm"] > 0

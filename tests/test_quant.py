@@ -108,20 +108,9 @@ def test_int8_ready_network_has_no_pad_or_slice_and_same_outputs():
     model = small_model()
     deploy = reparameterize_model(model)
     # as a network reparameterized before the deploy form used symmetric groups: consecutive bands
-    for parent in list(deploy.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, SymmetricBandDepthwiseConv2d):
-                k = child.convs[0].kernel_size[1]
-                d = child.convs[0].dilation
-                full = nn.Conv2d(child.convs[0].in_channels, child.convs[0].in_channels, k, 1, d[0] * (k // 2), d[0],
-                                 groups=child.convs[0].in_channels)
-                with torch.no_grad():
-                    full.weight.zero_()
-                    full.weight[:, :, 2:5] = child.convs[0].weight
-                    for j, pair in zip((2, 3), child.convs[1:]):
-                        full.weight[:, :, 3 - j], full.weight[:, :, 3 + j] = pair.weight[:, :, 0], pair.weight[:, :, 1]
-                    full.bias.copy_(child.convs[0].bias)
-                setattr(parent, name, BandedDepthwiseConv2d(full))
+    from benchmarks.deploy_ab import undo
+
+    deploy = undo(deploy, ("bands",))
     assert any(isinstance(m, BandedDepthwiseConv2d) for m in deploy.modules())
     ready = int8_ready(deploy)
     assert not any(isinstance(m, BandedDepthwiseConv2d) for m in ready.modules())

@@ -19,8 +19,7 @@ computes the same outputs (to float rounding) out of operations that XNNPACK and
   padding (3x7, then the row pairs 2 and 3 rows from the centre as dilated 2x7 kernels): XNNPACK
   only has depthwise micro-kernels up to 25 taps and runs a 7x7 depthwise convolution as a
   grouped GEMM, about 20x slower than the three depthwise convolutions that replace it. (Bands of
-  consecutive rows need a pad of the input and a slice per band, which XNNPACK runs in NCHW with a
-  transpose on either side: 134 more operators in StarPose-t.);
+  consecutive rows need a pad of the input and a slice per band: 44 more operators in StarPose-t.);
 - ``ELU(t) + 1`` is ``relu(t) + exp(min(t, 0))`` (identical, and XNNPACK has no ELU);
 - linear attention is three 3-D ``bmm``s over (batch x heads) views of NCHW tensors, the token
   mean of the keys is a global average pool, and ``1 / (·)`` is a division.
@@ -131,8 +130,8 @@ class SymmetricBandDepthwiseConv2d(nn.Module):
       ``2j·d`` and padding ``j·d`` (its two taps sit exactly ``j·d`` above and below the centre).
 
     For a 7x7 kernel: 3x7 (21 taps) + 2x7 dilated 4 (14) + 2x7 dilated 6 (14), summed. Every group
-    pads by itself, so the graph has no pad or slice ops (which XNNPACK runs in NCHW between two
-    transposes, and which break the int8 delegate); exact up to float summation order.
+    pads by itself, so the graph has no pad or slice ops (which break the int8 delegate, and whose
+    slices a second thread does not speed up); exact up to float summation order.
     """
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, padding: tuple[int, int],
@@ -140,8 +139,8 @@ class SymmetricBandDepthwiseConv2d(nn.Module):
         super().__init__()
         channels, _, kh, kw = weight.shape
         dh, dw = dilation
-        if kh % 2 == 0:
-            raise ValueError(f"kernel height {kh} is even: no centre row to group around")
+        if kh % 2 == 0 or kw % 2 == 0:
+            raise ValueError(f"kernel {kh}x{kw} has an even side: no centre to group around")
         if padding[0] != dh * (kh // 2) or padding[1] != dw * (kw // 2):
             raise ValueError(f"padding {padding} is not 'same' for kernel {kh}x{kw}, dilation {dilation}")
         if 2 * kw > max_taps:
@@ -183,13 +182,6 @@ class SymmetricBandDepthwiseConv2d(nn.Module):
         for conv in self.convs[1:]:
             out = out + conv(x)
         return out
-
-
-def _symmetric_bands_fit(conv: nn.Conv2d) -> bool:
-    kh, kw = conv.kernel_size
-    dh, dw = conv.dilation
-    return (conv.stride == (1, 1) and isinstance(conv.padding, tuple) and kh % 2 == 1 and kw % 2 == 1
-            and conv.padding == (dh * (kh // 2), dw * (kw // 2)) and 2 * kw <= XNNPACK_MAX_DEPTHWISE_TAPS)
 
 
 class BandedDepthwiseConv2d(nn.Module):
@@ -241,9 +233,10 @@ def depthwise_for_xnnpack(conv: nn.Conv2d) -> nn.Module:
     XNNPACK: symmetric groups where they fit (every StarPose kernel), consecutive bands otherwise."""
     kh, kw = conv.kernel_size
     if conv.groups == conv.in_channels and kh * kw > XNNPACK_MAX_DEPTHWISE_TAPS:
-        if _symmetric_bands_fit(conv):
+        try:
             return SymmetricBandDepthwiseConv2d.from_conv(conv)
-        return BandedDepthwiseConv2d(conv)
+        except ValueError:  # even kernel side or padding other than 'same'
+            return BandedDepthwiseConv2d(conv)
     return _copy_conv(conv)
 
 
