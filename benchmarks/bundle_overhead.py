@@ -20,7 +20,6 @@ median over rounds of the per-round ratio (each round runs the two back to back)
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import os
 import shutil
 import statistics
@@ -29,8 +28,8 @@ from pathlib import Path
 
 import torch
 
-from .common import RESULTS, write_json
-from .suite import build_raw, machine_slug
+from .common import paired_ratio, write_bench_results
+from .suite import build_raw
 
 VARIANTS = ("starpose_t", "starpose_s")
 FORMATS = ("executorch", "tflite")
@@ -136,7 +135,7 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--out", type=Path, default=None, help="default: results/<date>-bundle-overhead-<machine>.json")
     args = parser.parse_args(argv)
 
-    from mobile_export.bench import collect_targets, machine_description, run_bench
+    from mobile_export.bench import collect_targets, run_bench
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -173,13 +172,11 @@ def main(argv: list[str] | None = None) -> Path:
                     bundle = rows.get((name, n))
                     if net is None or bundle is None:
                         continue
-                    per_round = [b / a for a, b in zip(net.round_medians_ms, bundle.round_medians_ms)]
+                    pair = paired_ratio(net, bundle)
                     overhead.append({
                         "variant": variant, "format": fmt, "threads": n, "bundle": name,
-                        "network_median_ms": round(net.stats()["median_ms"], 3),
-                        "bundle_median_ms": round(bundle.stats()["median_ms"], 3),
-                        "ratio_of_medians": round(bundle.stats()["median_ms"] / net.stats()["median_ms"], 3),
-                        "median_round_ratio": round(statistics.median(per_round), 3),
+                        "network_median_ms": pair["base_median_ms"], "bundle_median_ms": pair["median_ms"],
+                        "ratio_of_medians": pair["ratio_of_medians"], "median_round_ratio": pair["median_round_ratio"],
                     })
     for o in overhead:
         print(f"{o['variant']:11s} {o['format']:10s} {o['threads']} thr  {o['bundle']:40s} "
@@ -187,20 +184,13 @@ def main(argv: list[str] | None = None) -> Path:
     cast = time_cast() if "executorch" in args.formats else None
     if cast:
         print("uint8 -> float32 cast alone (ExecuTorch portable, 1 thread, ms):", cast)
-    payload = report.to_dict()
-    payload["benchmark"] = "benchmarks.bundle_overhead"
-    payload["date"] = _dt.date.today().isoformat()
-    payload["machine"] = machine_description(threads)
-    payload["bundle_over_network"] = overhead
-    payload["cast_alone_ms"] = cast
-    payload["notes"] = {
+    out = write_bench_results(report, "benchmarks.bundle_overhead", threads, "bundle-overhead", args.out,
+                              bundle_over_network=overhead, cast_alone_ms=cast, notes={
         "weights": "network alone: random with BatchNorm calibrated (benchmarks.common); bundle: "
                    "--weights random (latency does not depend on the values)",
         "network": "deploy form alone, float NCHW 1x3x256x192 in, SimCC out",
         "bundle": "as shipped: uint8 NHWC crop in, keypoints + scores out",
-    }
-    out = args.out or RESULTS / f"{payload['date']}-bundle-overhead-{machine_slug(payload['machine'])}.json"
-    write_json(out, payload)
+    })
     print(f"results: {out}", flush=True)
     return out
 

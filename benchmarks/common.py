@@ -8,10 +8,12 @@ but it does depend on activations staying in a normal floating-point range.
 from __future__ import annotations
 
 import collections
+import datetime as _dt
 import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -27,7 +29,7 @@ from .peers import calibrate_batchnorm, create_peer
 __all__ = [
     "MODELS", "DEFAULT_MODELS", "RESULTS", "BenchModel", "build_model", "example_input",
     "lower_executorch", "executorch_delegation", "to_litert", "litert_delegation",
-    "machine_info", "write_json",
+    "machine_info", "write_json", "paired_ratio", "write_bench_results",
 ]
 
 RESULTS = Path(__file__).parent / "results"
@@ -213,3 +215,31 @@ def write_json(path: Path, payload: dict[str, Any]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def paired_ratio(base, other) -> dict[str, float]:
+    """``other``'s time over ``base``'s, two rows of one interleaved ``run_bench`` report (same
+    thread count): the ratio of the medians and the median of the per-round ratios (each round
+    times both, so slow phases of a shared machine cancel)."""
+    per_round = [b / a for a, b in zip(base.round_medians_ms, other.round_medians_ms)]
+    base_ms, other_ms = base.stats()["median_ms"], other.stats()["median_ms"]
+    return {"base_median_ms": round(base_ms, 3), "median_ms": round(other_ms, 3),
+            "ratio_of_medians": round(other_ms / base_ms, 3),
+            "median_round_ratio": round(statistics.median(per_round), 3)}
+
+
+def write_bench_results(report, benchmark: str, threads: list[int], kind: str, out: Path | None = None,
+                        **fields: Any) -> Path:
+    """Save a ``run_bench`` report with the script's own results (``fields``) and the machine, as
+    ``out`` or ``results/<date>-<kind>-<machine>.json``."""
+    from mobile_export.bench import machine_description
+
+    from .suite import machine_slug
+
+    payload = report.to_dict()
+    payload["benchmark"] = benchmark
+    payload["date"] = _dt.date.today().isoformat()
+    payload["machine"] = machine_description(threads)
+    payload.update(fields)
+    out = out or RESULTS / f"{payload['date']}-{kind}-{machine_slug(payload['machine'])}.json"
+    return write_json(out, payload)

@@ -1,12 +1,16 @@
 """What a deploy-form rewrite bought: the deploy network as it is against the same network with
 one or more rewrites undone, timed interleaved in one run (ExecuTorch XNNPACK and LiteRT).
 
-The rewrite this can undo (it computes the same function; golden outputs stay within 1e-4):
+The rewrites this can undo (each computes the same function; golden outputs stay within 1e-4):
 
 - ``bands``: the 7x7 depthwise kernels as symmetric row groups that pad by themselves
   (:class:`~starpose.models.deploy.SymmetricBandDepthwiseConv2d`) -> the earlier consecutive-row
   bands (:class:`~starpose.models.deploy.BandedDepthwiseConv2d`: one pad of the input and a slice
   per band).
+- ``eps``: LayerNorm's ``eps`` added as a (1, 1, 1, 1) constant -> as a Python scalar (for which the
+  XNNPACK lowering adds a transpose per LayerNorm).
+
+Forms: ``current``; ``eps-scalar`` (eps undone); ``before`` (both undone: the form before them).
 
     python -m benchmarks.deploy_ab --build-only             # export (minutes; can share the CPU)
     python -m benchmarks.deploy_ab --affinity --threads 1,2 # time them (keep the machine quiet)
@@ -19,9 +23,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime as _dt
 import os
-import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -29,11 +31,11 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .common import RESULTS, build_model, example_input, write_json
+from .common import build_model, example_input, paired_ratio, write_bench_results
 
 VARIANTS = ("starpose_t", "starpose_s")
 FORMATS = {"executorch": ".pte", "tflite": ".tflite"}
-FORMS = {"current": (), "consecutive-bands": ("bands",)}
+FORMS = {"current": (), "eps-scalar": ("eps",), "before": ("bands", "eps")}
 
 
 @torch.no_grad()
@@ -59,13 +61,17 @@ def _consecutive_bands(sym: nn.Module) -> nn.Module:
 
 def undo(network: nn.Module, rewrites: tuple[str, ...]) -> nn.Module:
     """A copy of a deploy network with the named rewrites undone (same function)."""
-    from starpose.models.deploy import SymmetricBandDepthwiseConv2d
+    from starpose.models.deploy import ChannelNorm, SymmetricBandDepthwiseConv2d
 
     out = copy.deepcopy(network)
     for parent in list(out.modules()):
         for name, child in list(parent.named_children()):
             if "bands" in rewrites and isinstance(child, SymmetricBandDepthwiseConv2d):
                 setattr(parent, name, _consecutive_bands(child))
+            if "eps" in rewrites and isinstance(child, ChannelNorm):
+                # LayerNorm's eps back to a Python scalar (the add the 4-D constant replaced).
+                del child._buffers["eps_tensor"]
+                child.eps_tensor = child.eps
     return out
 
 
@@ -130,9 +136,7 @@ def main(argv: list[str] | None = None) -> Path | None:
     files = build(args.work, args.variants, args.formats)
     if args.build_only:
         return args.work
-    from mobile_export.bench import collect_targets, machine_description, run_bench
-
-    from .suite import machine_slug
+    from mobile_export.bench import collect_targets, run_bench
 
     targets = collect_targets(files)
     for t, f in zip(targets, files):
@@ -153,30 +157,21 @@ def main(argv: list[str] | None = None) -> Path | None:
                 row = rows.get((t.name, t.format, n))
                 if cur is None or row is None:
                     continue
-                per_round = [b / a for a, b in zip(cur.round_medians_ms, row.round_medians_ms)]
+                pair = paired_ratio(cur, row)
                 ratios.append({
                     "variant": variant, "form": t.name[len(variant) + 1:].split(" [")[0], "format": t.format,
-                    "threads": n,
-                    "median_ms": round(row.stats()["median_ms"], 3),
-                    "ratio_to_current": round(row.stats()["median_ms"] / cur.stats()["median_ms"], 3),
-                    "median_round_ratio": round(statistics.median(per_round), 3),
+                    "threads": n, "median_ms": pair["median_ms"], "ratio_to_current": pair["ratio_of_medians"],
+                    "median_round_ratio": pair["median_round_ratio"],
                 })
     for r in ratios:
         print(f"{r['variant']:11s} {r['format']:10s} {r['threads']} thr  {r['form']:28s} {r['median_ms']:8.3f} ms  "
               f"x{r['ratio_to_current']:.3f} of current (per round {r['median_round_ratio']:.3f})")
-    payload = report.to_dict()
-    payload["benchmark"] = "benchmarks.deploy_ab"
-    payload["date"] = _dt.date.today().isoformat()
-    payload["machine"] = machine_description(threads)
-    payload["forms"] = {k: list(v) for k, v in FORMS.items()}
-    payload["ratios"] = ratios
-    payload["notes"] = {
+    out = write_bench_results(report, "benchmarks.deploy_ab", threads, "deploy-ab", args.out,
+                              forms={k: list(v) for k, v in FORMS.items()}, ratios=ratios, notes={
         "weights": "random with BatchNorm calibrated (benchmarks.common); latency does not depend on the values",
         "input": "deploy network alone, float NCHW 1x3x256x192 in, SimCC out",
         "ratios": "a form's median / the current form's median in the same run (> 1: the current form is faster)",
-    }
-    out = args.out or RESULTS / f"{_dt.date.today().isoformat()}-deploy-ab-{machine_slug(payload['machine'])}.json"
-    write_json(out, payload)
+    })
     print(f"wrote {out}")
     return out
 

@@ -92,3 +92,24 @@ def test_suite_times_each_bundle_in_its_runtimes_group():
     assert {k: [t.name for t in v] for k, v in groups.items()} == {
         "executorch": ["starpose_t/deploy [executorch]", "starpose_t_xnnpack_fp32.pte"],
         "tflite": ["starpose_t/deploy [tflite]", "starpose_t_fp32.tflite"]}
+
+
+def test_paired_ratio_and_results_file_of_the_ab_scripts(tmp_path):
+    """deploy_ab and bundle_overhead share these: a ratio of medians, the median of per-round
+    ratios (the rounds interleave the two artifacts), and one results file with the machine."""
+    from benchmarks.common import paired_ratio, write_bench_results
+    from mobile_export.bench import BenchReport, BenchRow
+
+    base = BenchRow(BenchTarget("a [executorch]", "executorch"), 1, times_ms=[10.0, 10.0, 12.0, 12.0, 14.0],
+                    round_medians_ms=[10.0, 12.0, 14.0])
+    other = BenchRow(BenchTarget("b [executorch]", "executorch"), 1, times_ms=[5.0, 6.0, 6.0, 7.0, 7.0],
+                     round_medians_ms=[5.0, 12.0, 7.0])
+    pair = paired_ratio(base, other)
+    assert pair == {"base_median_ms": 12.0, "median_ms": 6.0, "ratio_of_medians": 0.5, "median_round_ratio": 0.5}
+    report = BenchReport(rows=[base, other], runs=5, rounds=3, warmup=1, affinity=False, baseline=None, machine={})
+    out = write_bench_results(report, "benchmarks.test", [1], "ab", tmp_path / "r.json", ratios=[pair])
+    doc = json.loads(out.read_text())
+    assert doc["benchmark"] == "benchmarks.test" and doc["ratios"] == [pair]
+    assert doc["machine"]["threads"] == [1] and doc["machine"]["cpu_model"]
+    assert [r["target"]["name"] for r in doc["rows"]] == ["a [executorch]", "b [executorch]"]
+    assert not list(tmp_path.glob(".*tmp"))  # written via a temp file, nothing left behind

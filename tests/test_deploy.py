@@ -247,6 +247,10 @@ def test_deploy_ab_undoes_rewrites_without_changing_the_function():
             other = undo(deploy, rewrites)
             kinds = collections.Counter(type(m).__name__ for m in other.modules())
             assert (kinds["BandedDepthwiseConv2d"] == 11) == ("bands" in rewrites), form
+            eps = [m.eps_tensor for m in other.modules() if isinstance(m, ChannelNorm)]
+            assert len(eps) == 30 and all(isinstance(e, torch.Tensor) != ("eps" in rewrites) for e in eps), form
             for a, b in zip(other(x), ref):
                 assert (a - b).abs().max() <= TOL, form
-    assert sum(isinstance(m, ChannelNorm) for m in deploy.modules()) == 30  # the original is untouched
+    norms = [m for m in deploy.modules() if isinstance(m, ChannelNorm)]  # the original is untouched:
+    assert len(norms) == 30 and all(tuple(m.eps_tensor.shape) == (1, 1, 1, 1) for m in norms)
+    assert all("eps_tensor" not in key for key in deploy.state_dict())  # rebuilt from eps, never stored

@@ -11,7 +11,9 @@ computes the same outputs (to float rounding) out of operations that XNNPACK and
 - LayerNorm over channels is ``(x - m(x)) * rsqrt(m((x - m(x))²) + eps)`` where ``m`` is a 1x1
   convolution with weights ``1/C`` (a channel mean that lowers as a convolution); its affine
   scale/shift is folded into the 1x1 convolutions that consume it, and the centring of the
-  patch-embedding norm is folded into the patch-embedding convolution itself;
+  patch-embedding norm is folded into the patch-embedding convolution itself; ``eps`` is added as a
+  (1, 1, 1, 1) constant, not a Python scalar (with a scalar, ExecuTorch's XNNPACK lowering adds
+  a transpose per LayerNorm);
 - BatchNorm is folded into the preceding convolution; the dilated stem's six-way channel
   concatenation is folded into the first patch-embedding convolution (a sum of six convolutions);
 - depthwise kernels with more than 25 taps (the 7x7 ones) are split into groups of rows
@@ -256,13 +258,17 @@ class ChannelNorm(nn.Module):
         self.eps = eps
         self.centred = centred
         self.register_buffer("mean_weight", torch.full((1, channels, 1, 1), 1.0 / channels))
+        # eps as a 4-D constant rather than a Python scalar: with a scalar add, ExecuTorch's XNNPACK
+        # lowering adds a transpose per LayerNorm (30 more operators in StarPose-t; benchmarks/README.md).
+        # Not in the state dict: it is rebuilt from ``eps``.
+        self.register_buffer("eps_tensor", torch.full((1, 1, 1, 1), eps), persistent=False)
         self.weight = None if weight is None else nn.Parameter(weight.detach().reshape(1, -1, 1, 1).clone())
         self.bias = None if bias is None else nn.Parameter(bias.detach().reshape(1, -1, 1, 1).clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.centred:
             x = x - F.conv2d(x, self.mean_weight)
-        x = x * torch.rsqrt(F.conv2d(x * x, self.mean_weight) + self.eps)
+        x = x * torch.rsqrt(F.conv2d(x * x, self.mean_weight) + self.eps_tensor)
         if self.weight is not None:
             x = x * self.weight
         if self.bias is not None:
