@@ -29,7 +29,7 @@ from .peers import calibrate_batchnorm, create_peer
 __all__ = [
     "MODELS", "DEFAULT_MODELS", "RESULTS", "BenchModel", "build_model", "example_input",
     "lower_executorch", "executorch_delegation", "to_litert", "litert_delegation",
-    "machine_info", "write_json", "paired_ratio", "write_bench_results",
+    "machine_info", "machine_slug", "write_json", "paired_ratio", "write_bench_results",
 ]
 
 RESULTS = Path(__file__).parent / "results"
@@ -217,6 +217,12 @@ def write_json(path: Path, payload: dict[str, Any]) -> Path:
     return path
 
 
+def machine_slug(machine: dict) -> str:
+    cpu = machine.get("cpu_model") or "cpu"
+    words = [w for w in re.split(r"[^a-z0-9]+", cpu.lower()) if w and w not in {"r", "tm", "cpu", "processor", "intel", "amd", "core"}]
+    return "-".join(words[:3] + [f"{machine.get('cpus_usable')}cpu"])
+
+
 def paired_ratio(base, other) -> dict[str, float]:
     """``other``'s time over ``base``'s, two rows of one interleaved ``run_bench`` report (same
     thread count): the ratio of the medians and the median of the per-round ratios (each round
@@ -233,8 +239,6 @@ def write_bench_results(report, benchmark: str, threads: list[int], kind: str, o
     """Save a ``run_bench`` report with the script's own results (``fields``) and the machine, as
     ``out`` or ``results/<date>-<kind>-<machine>.json``."""
     from mobile_export.bench import machine_description
-
-    from .suite import machine_slug
 
     payload = report.to_dict()
     payload["benchmark"] = benchmark

@@ -26,7 +26,6 @@ import argparse
 import datetime as _dt
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -34,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from .common import MODELS, RESULTS, build_model, example_input, lower_executorch, to_litert, write_json
+from .common import MODELS, RESULTS, build_model, example_input, lower_executorch, machine_slug, to_litert, write_json
 
 SUITE_MODELS = ("starpose_t/released", "starpose_t/deploy", "starpose_s/released", "starpose_s/deploy",
                 "litehrnet_18", "litehrnet_30", "rtmpose_t", "rtmpose_s")
@@ -149,12 +148,6 @@ def gemm_rate(threads: int = 1, n: int = 1024, seconds: float = 2.0) -> float:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                                 env=env).stdout.strip())
-
-
-def machine_slug(machine: dict) -> str:
-    cpu = machine.get("cpu_model") or "cpu"
-    words = [w for w in re.split(r"[^a-z0-9]+", cpu.lower()) if w and w not in {"r", "tm", "cpu", "processor", "intel", "amd", "core"}]
-    return "-".join(words[:3] + [f"{machine.get('cpus_usable')}cpu"])
 
 
 def group_targets(targets: list) -> dict[str, list]:
