@@ -29,7 +29,7 @@ from .peers import calibrate_batchnorm, create_peer
 __all__ = [
     "MODELS", "DEFAULT_MODELS", "RESULTS", "BenchModel", "build_model", "example_input",
     "lower_executorch", "executorch_delegation", "to_litert", "litert_delegation",
-    "machine_info", "machine_slug", "write_json", "paired_ratio", "write_bench_results",
+    "machine_info", "machine_slug", "portable_paths", "write_json", "paired_ratio", "write_bench_results",
 ]
 
 RESULTS = Path(__file__).parent / "results"
@@ -202,8 +202,24 @@ def machine_info(threads: int) -> dict[str, Any]:
     }
 
 
+def portable_paths(obj: Any, home: str | None = None) -> Any:
+    """``obj`` with every string that starts with the user's home folder written as ``~/...``:
+    committed results name an artifact's place (BlazePose lives in the user cache) without
+    naming the machine's account."""
+    home = (home or str(Path.home())).rstrip("/") + "/"
+    if isinstance(obj, str):
+        return "~/" + obj[len(home):] if obj.startswith(home) else obj
+    if isinstance(obj, dict):
+        return {k: portable_paths(v, home) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [portable_paths(v, home) for v in obj]
+    return obj
+
+
 def write_json(path: Path, payload: dict[str, Any]) -> Path:
-    """Write ``payload`` to ``path`` via a temp file and rename (no half-written results)."""
+    """Write ``payload`` to ``path`` via a temp file and rename (no half-written results); paths
+    under the home folder are written as ``~/...`` (:func:`portable_paths`)."""
+    payload = portable_paths(payload)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

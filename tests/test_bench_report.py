@@ -113,3 +113,18 @@ def test_paired_ratio_and_results_file_of_the_ab_scripts(tmp_path):
     assert doc["machine"]["threads"] == [1] and doc["machine"]["cpu_model"]
     assert [r["target"]["name"] for r in doc["rows"]] == ["a [executorch]", "b [executorch]"]
     assert not list(tmp_path.glob(".*tmp"))  # written via a temp file, nothing left behind
+
+
+def test_results_files_name_home_paths_portably(tmp_path):
+    from benchmarks.common import portable_paths, write_json
+
+    home = str(tmp_path / "home" / "someone")
+    doc = {"rows": [{"path": f"{home}/.cache/starpose/x.tflite"}, {"path": "out/bench-suite/raw/a.pte"}],
+           "other": (f"{home}x/not-home", 3, None)}
+    assert portable_paths(doc, home) == {
+        "rows": [{"path": "~/.cache/starpose/x.tflite"}, {"path": "out/bench-suite/raw/a.pte"}],
+        "other": [f"{home}x/not-home", 3, None]}
+    import pathlib
+
+    out = write_json(tmp_path / "r.json", {"p": str(pathlib.Path.home() / ".cache" / "a.tflite")})
+    assert json.loads(out.read_text()) == {"p": "~/.cache/a.tflite"}
