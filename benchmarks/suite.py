@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import os
 import subprocess
 import sys
@@ -131,7 +130,9 @@ def build_bundles(work: Path, bundles, calib: str | None, log=print) -> None:
 
 
 def blazepose_files() -> list[Path]:
-    root = Path(os.environ.get("STARPOSE_CACHE") or Path.home() / ".cache" / "starpose") / "blazepose"
+    from starpose.distill.blazepose import teacher_dir
+
+    root = teacher_dir()
     return [p for p in (root / f"pose_landmark_{v}.tflite" for v in BLAZEPOSE) if p.is_file()]
 
 
