@@ -1,0 +1,186 @@
+"""Where ``eval --boxes ours`` loses OKS AP against ``--boxes gt``: one run, the same pose model,
+the gap split into its parts.
+
+    python -m benchmarks.box_gap --ann-file ../shared/people/coco/person_keypoints.json \\
+        --img-dir ../shared/people/coco/images
+
+Each step changes one thing from the previous one (flip on, MMPose rescoring and OKS-NMS as in
+``starpose-mobile eval``):
+
+1. ``gt``: every labelled person's own box (what ``--boxes gt`` scores);
+2. ``gt_found``: the same predictions, but only for the people the detector found (a detector
+   box with IoU >= 0.5 to theirs): the others are now misses. ``gt`` → ``gt_found`` is what the
+   detector's recall costs;
+3. ``det_matched``: for each found person, the pose from the detector box that overlaps them most,
+   instead of their own box. ``gt_found`` → ``det_matched`` is what the boxes' spread around the
+   labelled ones costs;
+4. ``ours``: every detector box (what ``--boxes ours`` scores). ``det_matched`` → ``ours`` is what
+   duplicate and unlabelled-person boxes cost.
+
+Also reported: the IoU quartiles of the matched boxes and the missed people's labelled keypoint
+counts and areas. "Labelled people" are annotations with at least one labelled keypoint that are
+not crowd regions, as COCO's evaluation counts them. Results:
+``results/<date>-box-gap.json`` (``--out`` to choose).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .common import machine_info, write_json
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every xywh box in ``a`` (N, 4) with every one in ``b`` (M, 4): (N, M)."""
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    ax2, ay2 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
+    bx2, by2 = b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
+    iw = np.clip(np.minimum(ax2[:, None], bx2[None]) - np.maximum(a[:, 0:1], b[None, :, 0]), 0, None)
+    ih = np.clip(np.minimum(ay2[:, None], by2[None]) - np.maximum(a[:, 1:2], b[None, :, 1]), 0, None)
+    inter = iw * ih
+    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def best_detection_per_person(people: dict[int, list[tuple[int, list[float]]]],
+                              dets: dict[int, list[tuple[int, list[float]]]],
+                              min_iou: float = 0.5) -> dict[int, tuple[int, float]]:
+    """For each labelled person (``people``: image id → [(annotation id, xywh)]), the detection
+    (``dets``: image id → [(detection index, xywh)]) with the highest IoU, if it reaches
+    ``min_iou``: annotation id → (detection index, IoU). A detection may serve several people
+    (it is the pose of that box that each of them gets)."""
+    out: dict[int, tuple[int, float]] = {}
+    for image_id, persons in people.items():
+        boxes = dets.get(image_id, [])
+        if not boxes:
+            continue
+        iou = box_iou(np.array([p[1] for p in persons]), np.array([d[1] for d in boxes]))
+        for i, (ann_id, _) in enumerate(persons):
+            j = int(iou[i].argmax())
+            if iou[i, j] >= min_iou:
+                out[ann_id] = (boxes[j][0], float(iou[i, j]))
+    return out
+
+
+def labelled_people(ann_file: Path) -> tuple[dict[int, list[tuple[int, list[float]]]], dict[int, dict]]:
+    doc = json.loads(Path(ann_file).read_text())
+    by_image: dict[int, list[tuple[int, list[float]]]] = {}
+    anns = {}
+    for a in doc.get("annotations", []):
+        if a.get("num_keypoints", 0) > 0 and not a.get("iscrowd", 0):
+            by_image.setdefault(a["image_id"], []).append((a["id"], [float(v) for v in a["bbox"]]))
+            anns[a["id"]] = a
+    return by_image, anns
+
+
+def run(ann_file: Path, img_dir: Path, variant: str = "starpose_t", weights: str = "default", flip: bool = True,
+        min_iou: float = 0.5) -> dict:
+    import torch
+
+    from starpose.data.coco import CocoIndex, coco_det_samples, coco_gt_samples
+    from starpose.data.topdown import TopDownDataset
+    from starpose.detect import load_detector
+    from starpose.detect.coco import detect_coco_images
+    from starpose.evaluation.oks import coco_keypoint_eval, write_results
+    from starpose.inference import run_topdown, to_coco_results
+    from starpose.models.weights import load_model
+
+    model = load_model(variant, weights)
+    spec = model.spec
+    index = CocoIndex(ann_file, spec)
+    detections = detect_coco_images(load_detector(), ann_file, img_dir, progress=True)
+    with tempfile.TemporaryDirectory(prefix="starpose-box-gap-") as tmp:
+        det_path = Path(tmp) / "person_detections.json"
+        write_results(detections, det_path)
+        det_samples = coco_det_samples(det_path, index, img_dir, score_thr=0.0)
+    gt_samples = coco_gt_samples(index, img_dir)
+    with torch.inference_mode():
+        pred_det = run_topdown(model, TopDownDataset(det_samples, spec, train=False), spec, flip=flip,
+                               progress=True, desc="detector boxes")
+        pred_gt = run_topdown(model, TopDownDataset(gt_samples, spec, train=False), spec, flip=flip,
+                              progress=True, desc="labelled boxes")
+
+    def ap(preds: list[dict]) -> float:
+        return float(coco_keypoint_eval(ann_file, to_coco_results(preds, spec), spec.sigmas)["AP"])
+
+    people, anns = labelled_people(ann_file)
+    dets: dict[int, list[tuple[int, list[float]]]] = {}
+    for i, s in enumerate(det_samples):
+        dets.setdefault(s.image_id, []).append((i, [float(v) for v in s.bbox]))
+    found = best_detection_per_person(people, dets, min_iou)
+    steps = {
+        "gt": ap(pred_gt),
+        "gt_found": ap([p for p in pred_gt if p["ann_id"] in found]),
+        "det_matched": ap([pred_det[i] for i in sorted({i for i, _ in found.values()})]),
+        "ours": ap(pred_det),
+    }
+    missed = [anns[a] for a in anns if a not in found]
+    ious = np.array([v for _, v in found.values()]) if found else np.zeros(1)
+    return {
+        "ann_file": str(ann_file),
+        "variant": variant,
+        "weights": weights,
+        "flip": flip,
+        "labelled_people": len(anns),
+        "detections": len(det_samples),
+        "found_people": len(found),
+        "min_iou": min_iou,
+        "AP": {k: round(v, 4) for k, v in steps.items()},
+        "ratio_to_gt": {k: round(v / steps["gt"], 3) if steps["gt"] > 0 else None for k, v in steps.items()},
+        "step_ratio": {
+            "recall (gt -> gt_found)": round(steps["gt_found"] / steps["gt"], 3) if steps["gt"] else None,
+            "box spread (gt_found -> det_matched)":
+                round(steps["det_matched"] / steps["gt_found"], 3) if steps["gt_found"] else None,
+            "extra boxes (det_matched -> ours)":
+                round(steps["ours"] / steps["det_matched"], 3) if steps["det_matched"] else None,
+        },
+        "matched_iou_quartiles": [round(float(q), 3) for q in np.quantile(ious, [0.25, 0.5, 0.75])],
+        "missed": {
+            "num_keypoints": sorted(int(a["num_keypoints"]) for a in missed),
+            "area": sorted(int(a.get("area", 0)) for a in missed),
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> Path:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--ann-file", type=Path, required=True, help="COCO person_keypoints json")
+    ap.add_argument("--img-dir", type=Path, required=True)
+    ap.add_argument("--variant", default="starpose_t")
+    ap.add_argument("--weights", default="default")
+    ap.add_argument("--no-flip", action="store_true")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args(argv)
+    import torch
+
+    for path in (args.ann_file, args.img_dir):
+        if not path.exists():
+            raise SystemExit(f"{path}: not found")
+    torch.set_num_threads(args.threads)
+    result = run(args.ann_file, args.img_dir, args.variant, args.weights, flip=not args.no_flip)
+    date = datetime.date.today().isoformat()
+    out = args.out or Path(__file__).parent / "results" / f"{date}-box-gap.json"
+    payload = {"date": date, "benchmark": "box_gap",
+               "what": "OKS AP from labelled boxes to the bundled detector's boxes, one change at a time",
+               "machine": machine_info(args.threads), "runs": [result]}
+    write_json(out, payload)
+    r = result
+    print(f"{args.ann_file}: {r['labelled_people']} labelled people, {r['found_people']} found, "
+          f"{r['detections']} detector boxes")
+    for k, v in r["AP"].items():
+        print(f"  {k:12s} AP {v:.4f}  ({r['ratio_to_gt'][k]}x gt)")
+    for k, v in r["step_ratio"].items():
+        print(f"  {k}: {v}x")
+    print(f"results: {out}")
+    return out
+
+
+if __name__ == "__main__":
+    main()

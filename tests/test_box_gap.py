@@ -1,0 +1,44 @@
+"""benchmarks.box_gap: the box matching that splits the --boxes ours gap into recall, spread and
+extra boxes (the end-to-end run needs ../shared/people and the pose weights: a benchmark step)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks.box_gap import best_detection_per_person, box_iou, labelled_people
+
+
+def test_box_iou_matches_hand_computed_values():
+    a = np.array([[0, 0, 10, 10], [100, 100, 5, 5]])
+    b = np.array([[0, 0, 10, 10], [5, 0, 10, 10], [20, 20, 1, 1], [0, 0, 0, 0]])
+    got = box_iou(a, b)
+    assert got.shape == (2, 4)
+    assert got[0, 0] == pytest.approx(1.0)
+    assert got[0, 1] == pytest.approx(50 / 150)  # half overlap: 50 / (100 + 100 - 50)
+    assert got[0, 2] == 0.0 and got[1].max() == 0.0
+    assert got[0, 3] == 0.0  # an empty box overlaps nothing (no division by zero)
+
+
+def test_each_person_gets_the_detection_that_overlaps_them_most():
+    people = {1: [(11, [0, 0, 10, 20]), (12, [50, 0, 10, 20])], 2: [(21, [0, 0, 10, 10])]}
+    dets = {1: [(0, [1, 0, 10, 20]), (1, [0, 0, 10, 20]), (2, [58, 0, 10, 20])], 3: [(3, [0, 0, 10, 10])]}
+    got = best_detection_per_person(people, dets, min_iou=0.5)
+    assert set(got) == {11}  # person 12 overlaps det 2 by 40/360: a miss; image 2 has no detections
+    assert got[11][0] == 1 and got[11][1] == pytest.approx(1.0)
+    loose = best_detection_per_person(people, dets, min_iou=0.05)
+    assert loose[12][0] == 2
+
+
+def test_labelled_people_skip_crowd_and_unlabelled_annotations(tmp_path):
+    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 64, "height": 64}],
+           "annotations": [
+               {"id": 1, "image_id": 1, "bbox": [0, 0, 10, 10], "num_keypoints": 3, "iscrowd": 0},
+               {"id": 2, "image_id": 1, "bbox": [0, 0, 10, 10], "num_keypoints": 0, "iscrowd": 0},
+               {"id": 3, "image_id": 1, "bbox": [0, 0, 10, 10], "num_keypoints": 5, "iscrowd": 1}],
+           "categories": [{"id": 1, "name": "person"}]}
+    path = tmp_path / "ann.json"
+    path.write_text(json.dumps(doc))
+    by_image, anns = labelled_people(path)
+    assert list(anns) == [1] and by_image == {1: [(1, [0.0, 0.0, 10.0, 10.0])]}
