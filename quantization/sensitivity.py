@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any, Iterable
@@ -125,6 +126,7 @@ def main(argv: list[str] | None = None) -> Path | None:
     crops = coco_crops(Path(source), network.spec)
     parts = ([tuple(p for p in s.split(",") if p) for s in args.parts] if args.parts
              else default_parts(int8_ready(network)))
+    source = os.path.relpath(source)  # the results name no machine folder
     print(f"{args.variant} ({args.weights}): {len(crops)} parity crops from {source}; int8-ptq calibrated on them")
     rows = sensitivity(network, crops, None, parts)
     if args.out is None:

@@ -10,6 +10,8 @@
 # Environment: PYTHON (interpreter), RUN_DIR (default runs/people_t), EPOCHS (default 20, what the shipped weights had),
 # INIT (weights to start from; default the packaged file), MIX (default people_mix.json; people_mix_human.json
 # when the teacher labels in data/people_labels are not at hand), THREADS (default: all cores, at most 2 on CPU).
+# A continuation draws the same people with the same augmentation as the run before unless it gets
+# its own --seed (the draws depend only on seed and epoch): pass --seed N, a new N each time.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY="${PYTHON:-python}"
