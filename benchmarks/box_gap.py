@@ -36,16 +36,16 @@ from .common import machine_info, write_json
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every xywh box in ``a`` (N, 4) with every one in ``b`` (M, 4): (N, M)."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    ax2, ay2 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
-    bx2, by2 = b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
-    iw = np.clip(np.minimum(ax2[:, None], bx2[None]) - np.maximum(a[:, 0:1], b[None, :, 0]), 0, None)
-    ih = np.clip(np.minimum(ay2[:, None], by2[None]) - np.maximum(a[:, 1:2], b[None, :, 1]), 0, None)
-    inter = iw * ih
-    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+    """IoU of every xywh box in ``a`` (N, 4) with every one in ``b`` (M, 4): (N, M), by the
+    detector's own :func:`starpose.detect.processing.box_iou` (xyxy, one box against many)."""
+    from starpose.detect.processing import box_iou as iou_xyxy
+
+    def xyxy(boxes) -> np.ndarray:
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        return np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
+
+    mine, others = xyxy(a), xyxy(b)
+    return np.array([iou_xyxy(box, others) for box in mine]).reshape(len(mine), len(others))
 
 
 def best_detection_per_person(people: dict[int, list[tuple[int, list[float]]]],

@@ -3,9 +3,10 @@
 Each configuration is the ExecuTorch scheme's post-training int8 (``int8-ptq``: prepare →
 calibrate → convert, :func:`quantization.pt2e.quantize_ptq`) with extra module paths left float;
 the converted graph runs eagerly (PyTorch's reference int8 arithmetic, no lowering) on the
-parity crops ``verify`` uses, against the fp32 deploy network, and is measured with ``verify``'s
-int8 numbers: mean keypoint pixels, identical SimCC argmax, PCK@0.05 agreement, max score
-difference (:data:`mobile_export.parity.THRESHOLDS`). Eager reference int8 is not the XNNPACK
+parity crops ``verify`` uses, against the fp32 deploy network, and is measured by ``verify``'s own
+parity code with its int8 limits (:data:`mobile_export.parity.THRESHOLDS`): mean keypoint pixels,
+identical SimCC argmax, PCK@0.05 agreement, max score and SimCC differences, as for an artifact
+exported with ``--raw-outputs``. Eager reference int8 is not the XNNPACK
 kernels, so a part that matters here is the place to look, not a promise about the ``.pte``.
 
     python -m quantization.sensitivity                       # packaged starpose_t, default parts
@@ -43,24 +44,29 @@ def default_parts(network: torch.nn.Module) -> list[tuple[str, ...]]:
     return parts
 
 
-def _metrics(sx, sy, ref: dict[str, np.ndarray], split: float, pck_px: float) -> dict[str, float]:
-    from starpose.processing import decode_simcc
+def _reference_int8_runner(qnet: torch.nn.Module, spec):
+    """The converted graph as a parity :class:`~mobile_export.base.Runner`: one uint8 crop in,
+    keypoints, scores and the SimCC vectors out (what a ``--raw-outputs`` artifact gives)."""
+    from starpose.processing import decode_simcc, normalize_image
 
-    kp, sc = decode_simcc(sx, sy, split)
-    d = np.linalg.norm(kp - ref["kp"], axis=-1)
-    same = (sx.argmax(-1) == ref["sx"].argmax(-1)) & (sy.argmax(-1) == ref["sy"].argmax(-1))
-    return {"mean_kpt_px": float(d.mean()), "argmax_agreement": float(same.mean()),
-            "pck_agreement": float((d <= pck_px).mean()), "score_max_abs": float(np.abs(sc - ref["sc"]).max()),
-            "raw_max_abs": float(max(np.abs(sx - ref["sx"]).max(), np.abs(sy - ref["sy"]).max()))}
+    def run(crop: np.ndarray, crop_to_image: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        x = torch.from_numpy(normalize_image(crop, spec.mean, spec.std)[None])
+        with torch.no_grad():
+            sx, sy = (t.numpy() for t in qnet(x))
+        kp, sc = decode_simcc(sx, sy, spec.simcc_split_ratio)
+        return {"keypoints": kp, "scores": sc, "simcc_x": sx, "simcc_y": sy}
+
+    return run
 
 
 def sensitivity(network: torch.nn.Module, crops: list, calibration: Iterable[torch.Tensor] | None,
                 parts: list[tuple[str, ...]], progress=print) -> list[dict[str, Any]]:
-    """One row per entry of ``parts`` (module paths left float on top of the scheme's own); each
-    row passes or fails ``verify``'s int8 thresholds. ``calibration``: normalized crops (the
-    parity crops themselves when None, as ``export --precision int8`` does on the fixture)."""
-    from mobile_export.parity import PCK_RADIUS, THRESHOLDS
-    from starpose.processing import decode_simcc, normalize_image
+    """One row per entry of ``parts`` (module paths left float on top of the scheme's own), measured
+    by ``verify``'s own :func:`mobile_export.parity.measure_parity` against ``network`` with the
+    int8 thresholds (``verify_int8``: would ``verify`` pass it). ``calibration``: normalized crops
+    (the parity crops themselves when None, as ``export --precision int8`` does on the fixture)."""
+    from mobile_export.parity import measure_parity
+    from starpose.processing import normalize_image
 
     from .pt2e import quantize_ptq
     from .rewrite import int8_ready
@@ -75,29 +81,28 @@ def sensitivity(network: torch.nn.Module, crops: list, calibration: Iterable[tor
         if unknown:
             raise ValueError(f"no module {unknown[0]!r} in {type(network).__name__} "
                              f"(e.g. {sorted(n for n in known if n.count('.') <= 2)[:8]})")
-    x = torch.from_numpy(np.stack([normalize_image(c.image, spec.mean, spec.std) for c in crops]))
-    with torch.no_grad():
-        sx, sy = (t.numpy() for t in network(x))
-    kp, sc = decode_simcc(sx, sy, spec.simcc_split_ratio)
-    ref = {"sx": sx, "sy": sy, "kp": kp, "sc": sc}
+    if calibration is None:
+        x = torch.from_numpy(np.stack([normalize_image(c.image, spec.mean, spec.std) for c in crops]))
+        batches = [x[i:i + 8] for i in range(0, len(x), 8)]
+    else:
+        batches = list(calibration)
     scheme = get_scheme("int8-ptq")
-    limits = THRESHOLDS["int8"]
-    batches = list(calibration) if calibration is not None else [x[i:i + 8] for i in range(0, len(x), 8)]
+    meta = {"spec": spec.to_dict(), "affine_input": {"present": False}, "format": "pt2e-reference",
+            "precision": "int8", "backend": "eager"}
     rows = []
     for part in parts:
         t0 = time.perf_counter()
         qspec = dataclasses.replace(scheme.executorch, float_modules=scheme.executorch.float_modules + tuple(part))
         qnet = quantize_ptq(network, scheme, batches, qspec=qspec)
-        with torch.no_grad():
-            qx, qy = (t.numpy() for t in qnet(x))
-        m = _metrics(qx, qy, ref, spec.simcc_split_ratio, PCK_RADIUS * spec.input_h)
-        passes = (m["mean_kpt_px"] <= limits.mean_kpt_px and m["argmax_agreement"] >= limits.argmax_agreement
-                  and m["pck_agreement"] >= limits.pck_agreement and m["score_max_abs"] <= limits.score_max_abs)
-        row = {"float": list(part), **{k: round(v, 4) for k, v in m.items()}, "verify_int8": passes,
+        label = "+".join(part) or "(scheme only)"
+        r = measure_parity(_reference_int8_runner(qnet, spec), network, meta, crops, artifact=label)
+        row = {"float": list(part), "mean_kpt_px": round(r.mean_kpt_px, 4), "argmax_agreement": round(r.argmax_agreement, 4),
+               "pck_agreement": round(r.pck_agreement, 4), "score_max_abs": round(r.score_max_abs, 4),
+               "raw_max_abs": round(r.raw_max_abs, 4), "verify_int8": r.passed,
                "seconds": round(time.perf_counter() - t0, 1)}
         rows.append(row)
-        progress(f"{'+'.join(part) or '(scheme only)':60s} px {m['mean_kpt_px']:.2f}  argmax {m['argmax_agreement']:.1%}  "
-                 f"PCK {m['pck_agreement']:.1%}  score {m['score_max_abs']:.2f}  {'pass' if passes else 'fail'}")
+        progress(f"{label:60s} px {r.mean_kpt_px:.2f}  argmax {r.argmax_agreement:.1%}  PCK {r.pck_agreement:.1%}  "
+                 f"score {r.score_max_abs:.2f}  SimCC {r.raw_max_abs:.2f}  {'pass' if r.passed else 'fail: ' + '; '.join(r.failures)}")
     return rows
 
 
