@@ -143,6 +143,32 @@ def test_node_filter_keeps_head_norms_and_depthwise_float():
     assert all(everything(n) for n in convs + linears)
 
 
+def test_node_filter_keeps_the_attention_summary_float():
+    """The linear attention's ``kv · (1/n)`` gets no int8 observer after ``prepare`` (the
+    quantizer sees its constant as a lifted tensor, not the float the capture holds); the star
+    products do."""
+    from quantization.pt2e import prepare
+    from quantization.schemes import XNNPACK_INT8
+
+    network = reparameterize_model(small_model())
+    prepared = prepare(network, XNNPACK_INT8)
+
+    def innermost(n):
+        t = list(n.meta["nn_module_stack"].values())[-1][1]
+        return t if isinstance(t, str) else t.__qualname__
+
+    def observed(n):
+        return any(u.op == "call_module" and "activation_post_process" in str(u.target) for u in n.users)
+
+    muls = [n for n in _ops(prepared, "aten.mul") if n.meta.get("nn_module_stack")]
+    summary = [n for n in muls if innermost(n).endswith("LinearAttention")]
+    attentions = [m for m in network.modules() if type(m).__name__.endswith("LinearAttention")]
+    assert attentions and len(summary) == len(attentions)
+    assert not any(observed(n) for n in summary)
+    star = [n for n in muls if innermost(n).endswith(("StarFFN", "Mixer"))]
+    assert star and all(observed(n) for n in star)  # the star products (two branches) stay int8
+
+
 def test_int8_depthwise_variant_of_a_scheme():
     from quantization.pt2e import capture
     from quantization.schemes import with_int8_depthwise
