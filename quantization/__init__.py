@@ -7,6 +7,8 @@ See ``docs/QUANTIZATION.md``.
 """
 from __future__ import annotations
 
-from .schemes import INT8_SCHEMES, SCHEMES, CoreMLRecipe, QuantizerSpec, Scheme, get_scheme, with_int8_depthwise
+from .schemes import (INT8_SCHEMES, SCHEMES, CoreMLRecipe, QuantizerSpec, Scheme, get_scheme, with_float_modules,
+                      with_int8_depthwise)
 
-__all__ = ["SCHEMES", "INT8_SCHEMES", "Scheme", "QuantizerSpec", "CoreMLRecipe", "get_scheme", "with_int8_depthwise"]
+__all__ = ["SCHEMES", "INT8_SCHEMES", "Scheme", "QuantizerSpec", "CoreMLRecipe", "get_scheme", "with_int8_depthwise",
+           "with_float_modules"]

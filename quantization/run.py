@@ -158,8 +158,11 @@ def export_int8(
     """``starpose-mobile export --precision int8``: one scheme, one format or ``all``."""
     from mobile_export.source import deploy_network
 
+    from .schemes import check_float_modules
+
     formats = formats_for_scheme(fmt, scheme)
     network = deploy_network(model.eval())
+    check_float_modules(network, scheme)
     qat = None
     if scheme.train:
         if qat_checkpoint is None:

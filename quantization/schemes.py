@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 __all__ = [
     "FLOAT_MODULES",
@@ -41,6 +41,8 @@ __all__ = [
     "INT8_SCHEMES",
     "get_scheme",
     "with_int8_depthwise",
+    "with_float_modules",
+    "check_float_modules",
     "XNNPACK_INT8",
     "LITERT_INT8",
     "node_filter",
@@ -295,6 +297,40 @@ def with_int8_depthwise(scheme: Scheme) -> Scheme:
     swap = {f: dataclasses.replace(getattr(scheme, f), float_depthwise=False)
             for f in ("executorch", "tflite") if getattr(scheme, f) is not None}
     return dataclasses.replace(scheme, **swap)
+
+
+def with_float_modules(scheme: Scheme, modules: Iterable[str]) -> Scheme:
+    """``scheme`` with more module paths left float in both PT2E backends (``export --int8-float``):
+    accuracy for size. E.g. ``backbone.layers.3``, StarPose's last stage (8% of StarPose-t's
+    multiply-accumulates, 37% of its weights): with trained weights it brings ``verify``'s exact-bin
+    agreement over its limit at 1.03x the latency and 1.57x the size (docs/QUANTIZATION.md)."""
+    modules = tuple(dict.fromkeys(str(m).strip() for m in modules))
+    if not modules or not all(modules):
+        raise ValueError("no module path to leave float (e.g. backbone.layers.3)")
+    if scheme.executorch is None and scheme.tflite is None:
+        raise ValueError(f"scheme {scheme.name} has no PT2E int8 backend to leave modules float in")
+    swap = {f: dataclasses.replace(getattr(scheme, f), float_modules=tuple(dict.fromkeys(
+                getattr(scheme, f).float_modules + modules)))
+            for f in ("executorch", "tflite") if getattr(scheme, f) is not None}
+    return dataclasses.replace(scheme, **swap)
+
+
+def check_float_modules(network: Any, scheme: Scheme) -> None:
+    """Raise ValueError naming each float module path of ``scheme`` beyond :data:`FLOAT_MODULES`
+    that ``network``'s int8-ready deploy form does not have (a typo would otherwise quantize
+    everything silently)."""
+    from .rewrite import int8_ready
+
+    wanted = {m for f in ("executorch", "tflite") if getattr(scheme, f) is not None
+              for m in getattr(scheme, f).float_modules if m not in FLOAT_MODULES}
+    if not wanted:
+        return
+    known = {n for n, _ in int8_ready(network).named_modules() if n}
+    unknown = sorted(m for m in wanted if m not in known)
+    if unknown:
+        examples = sorted(n for n in known if n.count(".") <= 2)[:10]
+        raise ValueError(f"no module {', '.join(repr(u) for u in unknown)} in {type(network).__name__} "
+                         f"to leave float; module paths look like: {', '.join(examples)}")
 
 
 def get_scheme(name: str) -> Scheme:

@@ -535,11 +535,14 @@ def _export_formats() -> list[str]:
 @click.option("--int8-depthwise", is_flag=True,
               help="int8 only: quantize the depthwise convolutions too (smaller; faster for starpose_m/l and "
                    "where int8 depthwise kernels are fast, slower for t/s on x86).")
+@click.option("--int8-float", "int8_float", multiple=True, metavar="MODULE",
+              help="int8 ptq/dynamic only: leave this module path float too (repeatable), e.g. backbone.layers.3: "
+                   "closer to fp32, larger artifact (docs/QUANTIZATION.md).")
 @click.option("--detector/--no-detector", default=True, show_default=True,
               help="Also export the bundled person detector in the chosen formats that hold it "
                    "(executorch, tflite, coreml; fp32/fp16).")
 def export_cmd(fmt, precision, variant, weights, seed, out_dir, affine, raw_outputs, scheme, calib_data,
-               calib_limit, qat_checkpoint, int8_depthwise, detector) -> None:
+               calib_limit, qat_checkpoint, int8_depthwise, int8_float, detector) -> None:
     """Export VARIANT as phone-ready artifacts (uint8 RGB crop in, keypoints out) + manifest.json."""
     given = _given_options(click.get_current_context())
     if precision != "int8" and given & {"scheme", "qat_checkpoint"}:
@@ -554,9 +557,14 @@ def export_cmd(fmt, precision, variant, weights, seed, out_dir, affine, raw_outp
     from mobile_export.export import export_formats, formats_for
     from mobile_export.source import WeightsError, resolve_model
 
+    if int8_float and precision != "int8":
+        raise click.UsageError("--int8-float is for --precision int8")
+    if int8_float and scheme == "qat":
+        raise click.UsageError("--int8-float is for --scheme ptq or dynamic: a QAT checkpoint was trained with "
+                               "its own float parts")
     if precision == "int8":
         _export_int8(fmt, variant, weights, seed, out_dir, affine, raw_outputs, scheme, calib_data, qat_checkpoint,
-                     int8_depthwise, calib_limit)
+                     int8_depthwise, calib_limit, int8_float)
         return
     if int8_depthwise:
         raise click.UsageError("--int8-depthwise is for --precision int8")
@@ -614,7 +622,7 @@ def _calibration_source(calib_data: str | None):
 
 
 def _export_int8(fmt, variant, weights, seed, out_dir, affine, raw, scheme_name, calib_data, qat_checkpoint,
-                 int8_depthwise=False, calib_limit=None) -> None:
+                 int8_depthwise=False, calib_limit=None, int8_float=()) -> None:
     """``export --precision int8``: the quantization package's exporters for one scheme."""
     from pathlib import Path
 
@@ -624,12 +632,14 @@ def _export_int8(fmt, variant, weights, seed, out_dir, affine, raw, scheme_name,
     from .data.errors import DataError
 
     try:
-        from quantization import get_scheme, with_int8_depthwise
+        from quantization import get_scheme, with_float_modules, with_int8_depthwise
         from quantization.run import export_int8
 
         scheme = get_scheme(scheme_name)
         if int8_depthwise:
             scheme = with_int8_depthwise(scheme)
+        if int8_float:
+            scheme = with_float_modules(scheme, int8_float)
         calibration = None if scheme_name == "dynamic" and calib_data is None else _calibration_source(calib_data)
         model, info = resolve_model(variant, weights, seed=seed)
         click.echo(f"exporting {variant} ({info.name}) as int8 [{scheme.name}] → {out_dir}")

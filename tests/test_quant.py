@@ -169,6 +169,39 @@ def test_node_filter_keeps_the_attention_summary_float():
     assert star and all(observed(n) for n in star)  # the star products (two branches) stay int8
 
 
+def test_scheme_with_more_float_modules():
+    from quantization.pt2e import capture
+    from quantization.schemes import check_float_modules, with_float_modules
+
+    base = SCHEMES["int8-ptq"]
+    more = with_float_modules(base, ["backbone.layers.1", "backbone.layers.1"])
+    assert more.executorch.float_modules == base.executorch.float_modules + ("backbone.layers.1",)
+    assert more.tflite.float_modules == more.executorch.float_modules
+    assert "backbone.layers.1" in more.backend_config("executorch")["float_modules"]  # recorded in metadata
+    assert "backbone.layers.1" not in base.executorch.float_modules  # the table itself is unchanged
+    with pytest.raises(ValueError, match="no module path"):
+        with_float_modules(base, [])
+    with pytest.raises(ValueError, match="no PT2E int8 backend"):
+        with_float_modules(SCHEMES["w4-palettized"], ["backbone.layers.1"])
+
+    deploy = reparameterize_model(small_model())
+    check_float_modules(deploy, more)
+    check_float_modules(deploy, base)
+    with pytest.raises(ValueError, match="no module 'backbone.layer.1'.*backbone.layers"):
+        check_float_modules(deploy, with_float_modules(base, ["backbone.layer.1"]))
+
+    gm = capture(int8_ready(deploy))
+    keep_base, keep_more = node_filter(base.executorch), node_filter(more.executorch)
+
+    def in_stage(n):
+        return any(str(p).endswith("backbone.layers.1") for p, _ in n.meta["nn_module_stack"].values())
+
+    stage_convs = [n for n in _ops(gm, "aten.conv2d") if in_stage(n) and keep_base(n)]
+    assert stage_convs and not any(keep_more(n) for n in stage_convs)
+    others = [n for n in _ops(gm, "aten.conv2d") if not in_stage(n) and keep_base(n)]
+    assert others and all(keep_more(n) for n in others)
+
+
 def test_int8_depthwise_variant_of_a_scheme():
     from quantization.pt2e import capture
     from quantization.schemes import with_int8_depthwise

@@ -252,6 +252,15 @@ def test_cli_qat_and_int8_export_reject_bad_input(tmp_path):
     result = runner.invoke(main, ["export", "--format", "executorch", "--calib-limit", "10", "--weights", "random",
                                   "--out", str(tmp_path / "e")])
     assert result.exit_code != 0 and "are for --precision int8" in result.output
+    result = runner.invoke(main, ["export", "--format", "executorch", "--int8-float", "backbone.layers.3",
+                                  "--weights", "random", "--out", str(tmp_path / "e")])
+    assert result.exit_code != 0 and "--int8-float is for --precision int8" in result.output
+    result = runner.invoke(main, ["export", "--format", "executorch", "--precision", "int8", "--scheme", "qat",
+                                  "--int8-float", "backbone.layers.3", "--weights", "random", "--out", str(tmp_path / "e")])
+    assert result.exit_code != 0 and "--int8-float is for --scheme ptq or dynamic" in result.output
+    result = runner.invoke(main, ["export", "--format", "executorch", "--precision", "int8", "--int8-float",
+                                  "backbone.layer.3", "--weights", "random", "--out", str(tmp_path / "e")])
+    assert result.exit_code != 0 and "no module 'backbone.layer.3'" in result.output
     result = runner.invoke(main, ["qat", "--data", str(shared(COCO_JSON)), "--calib-limit", "-3", "--out", str(tmp_path / "o")])
     assert result.exit_code != 0 and "--calib-limit" in result.output
     assert not (tmp_path / "e").exists() or not any((tmp_path / "e").iterdir())
