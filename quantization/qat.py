@@ -231,6 +231,7 @@ def train_qat(
         criterion = KLDiscretLoss(label_softmax=True, use_target_weight=True)
     start_epoch, step, history = 0, 0, []
     if resume:
+        _check_same_quantized_ops(ckpt_path, state, prepared, scheme)
         prepared.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, step = int(state["epoch"]), int(state["iteration"])
@@ -337,6 +338,24 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
     return state
 
 
+def _quantized_tensor_names(state_dict: dict[str, Any]) -> set[str]:
+    """Names of the activation fake-quantizers a prepared QAT graph's state holds
+    (``activation_post_process_N``): which tensors the scheme quantizes, by count."""
+    return {k.split(".", 1)[0] for k in state_dict if k.startswith("activation_post_process_")}
+
+
+def _check_same_quantized_ops(path: Path, state: dict[str, Any], prepared: nn.Module, scheme: Scheme) -> None:
+    """A clear error for a checkpoint whose prepared graph quantized other tensors than this
+    version's scheme does (the fake-quantizers are numbered in graph order, so loading it anyway
+    would fail on a key or, worse, pair scales with the wrong tensors)."""
+    trained, own = _quantized_tensor_names(state["model"]), _quantized_tensor_names(prepared.state_dict())
+    if trained != own:
+        raise ValueError(f"{path}: this QAT checkpoint quantizes {len(trained)} tensors, this version's "
+                         f"{scheme.name} scheme {len(own)}: it was trained with a different choice of int8 ops "
+                         f"(before 2026-12-03 the linear attention's key-value summary was int8; it stays float "
+                         f"now); run `starpose-mobile qat` again")
+
+
 def load_qat(path: str | Path, network: nn.Module, *, scheme: Scheme = SCHEMES["int8-qat"]) -> tuple[QATResult, dict[str, Any]]:
     """Rebuild the prepared QAT graph of ``network``'s architecture from a checkpoint written by
     :func:`train_qat` and convert it. ``network`` supplies the architecture (its weights are
@@ -350,6 +369,7 @@ def load_qat(path: str | Path, network: nn.Module, *, scheme: Scheme = SCHEMES["
         raise ValueError(f"{path}: this QAT checkpoint was trained with {how} depthwise convolutions; "
                          f"export it with{'out' if trained_float_dw else ''} --int8-depthwise")
     prepared = prepare(network, qspec)
+    _check_same_quantized_ops(path, state, prepared, scheme)
     try:
         prepared.load_state_dict(state["model"])
     except RuntimeError as e:

@@ -354,7 +354,7 @@ def test_qat_graph_has_no_batchnorm_and_keeps_eval_outputs():
     assert not eval_mode_check(bn_prepared, torch.randn(2, 3, 8, 8)).ok
 
 
-def test_qat_toward_the_fp32_model(tmp_path):
+def test_qat_toward_the_fp32_model(tmp_path, monkeypatch):
     """``targets="fp32"``: the loss is the KL from the float network's own SimCC distributions
     (zero for the float network itself), the float network is never moved, and a run cannot be
     resumed with the other kind of targets."""
@@ -384,3 +384,10 @@ def test_qat_toward_the_fp32_model(tmp_path):
     with pytest.raises(ValueError, match="resume it with --targets fp32"):
         train_qat(deploy, src, tmp_path, QATConfig(epochs=2, batch_size=6, max_steps=3), resume=True, progress=False,
                   log=lambda m: None)
+    import quantization.schemes
+
+    with monkeypatch.context() as m:  # resumed by a version that quantized the attention's key-value summary
+        m.setattr(quantization.schemes, "_is_attention_summary", lambda node: False)
+        with pytest.raises(ValueError, match="different choice of int8 ops"):
+            train_qat(deploy, src, tmp_path, QATConfig(epochs=2, batch_size=6, max_steps=3, targets="fp32"),
+                      resume=True, progress=False, log=lambda m: None)

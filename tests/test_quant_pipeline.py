@@ -49,7 +49,7 @@ def qat_artifacts(tmp_path_factory):
             "crops": coco_crops(shared(COCO_JSON), SMALL)[:6], "info": info}
 
 
-def test_qat_trains_checkpoints_and_reloads(qat_artifacts):
+def test_qat_trains_checkpoints_and_reloads(qat_artifacts, monkeypatch):
     qat = qat_artifacts["qat"]
     assert [h["epoch"] for h in qat.history] == [1, 2] and all(np.isfinite(h["loss"]) for h in qat.history)
     assert qat.eval_check.ok and qat.eval_check.batch_norm_ops == 0
@@ -70,6 +70,12 @@ def test_qat_trains_checkpoints_and_reloads(qat_artifacts):
     with torch.no_grad():
         for a, b in zip(qat.quantized(x), reloaded.quantized(x)):
             assert torch.equal(a, b)
+    import quantization.schemes
+
+    with monkeypatch.context() as m:  # a version that quantized the attention's key-value summary
+        m.setattr(quantization.schemes, "_is_attention_summary", lambda node: False)
+        with pytest.raises(ValueError, match="different choice of int8 ops.*run `starpose-mobile qat` again"):
+            load_qat(qat.checkpoint, qat_artifacts["deploy"])
     with pytest.raises(ValueError, match="not a StarPose QAT checkpoint"):
         bogus = qat_artifacts["out"] / "bogus.pt"
         torch.save({"model": {}, "epoch": 1}, bogus)
