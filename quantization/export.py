@@ -84,7 +84,8 @@ class QuantizedExport:
                 "qat_history": qat.history[-1:] if qat.history else []}
 
     def calibration_name(self) -> str:
-        return "" if self.calibration is None else str(self.calibration.ann_file)
+        # the file's name only: an artifact carries no path of the machine that built it
+        return "" if self.calibration is None else Path(self.calibration.ann_file).name
 
 
 def _executorch(job: QuantizedExport) -> list[Path]:

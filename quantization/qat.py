@@ -302,7 +302,7 @@ def train_qat(
     with timings.measure("convert"):
         converted = convert(prepared)
     quantized = QuantizedNetwork(converted, network, scheme, qspec,
-                                 {"source": str(source), "crops": len(dataset), "trained_steps": step})
+                                 {"source": Path(source.ann_file).name, "crops": len(dataset), "trained_steps": step})
     return QATResult(prepared, quantized, twin, ckpt_path, weights_path, history, check, timings)
 
 

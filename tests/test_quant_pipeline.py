@@ -210,6 +210,18 @@ def test_manifest_records_the_int8_artifacts(qat_artifacts):
         assert entry["precision"] == "int8" and entry["scheme"] == "int8-qat"
         assert check_entry(out, name, entry) == []
     assert not [p for p in out.iterdir() if p.name.startswith(".tmp-")]  # staged files all renamed
+    # no path of the building machine inside an artifact's metadata (e.g. the calibration file)
+    def strings(v):
+        if isinstance(v, dict):
+            return [s for x in v.values() for s in strings(x)]
+        if isinstance(v, list):
+            return [s for x in v for s in strings(x)]
+        return [v] if isinstance(v, str) else []
+
+    for name in models:
+        meta = read_metadata_file(sidecar_path(out / name))
+        found = [s for s in strings(meta) if str(shared(COCO_JSON).parent) in s or s.startswith(str(out))]
+        assert not found, (name, found)
 
 
 def test_dynamic_range_tflite(tmp_path):
