@@ -130,7 +130,7 @@ def node_filter(spec: QuantizerSpec) -> Callable[[Any], bool]:
             path = str(path)
             if any(path == n or path.endswith("." + n) for n in names):
                 return False
-            kind = kind if isinstance(kind, str) else f"{kind.__module__}.{kind.__qualname__}"
+            kind = _kind_name(kind)
             if any(kind == t or kind.endswith("." + t) for t in types):
                 return False
         if spec.float_depthwise and _is_depthwise_conv(node):
@@ -158,11 +158,12 @@ def _is_attention_summary(node: Any) -> bool:
     if node.op != "call_function" or node.target != torch.ops.aten.mul.Tensor:
         return False
     stack = list(node.meta.get("nn_module_stack", {}).values())
-    if not stack:
-        return False
-    kind = stack[-1][1]
-    kind = kind if isinstance(kind, str) else f"{kind.__module__}.{kind.__qualname__}"
-    return kind.endswith("LinearAttention")
+    return bool(stack) and _kind_name(stack[-1][1]).endswith("LinearAttention")
+
+
+def _kind_name(kind: Any) -> str:
+    """A module class as ``nn_module_stack`` holds it (a qualified name or the class itself)."""
+    return kind if isinstance(kind, str) else f"{kind.__module__}.{kind.__qualname__}"
 
 
 def _feeds_a_divisor(node: Any, depth: int = 2) -> bool:

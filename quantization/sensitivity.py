@@ -18,7 +18,6 @@ the head's final convolution, and everything but the stem and that convolution.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import time
@@ -69,31 +68,26 @@ def sensitivity(network: torch.nn.Module, crops: list, calibration: Iterable[tor
     from starpose.processing import normalize_image
 
     from .pt2e import quantize_ptq
-    from .rewrite import int8_ready
-    from .schemes import get_scheme
+    from .schemes import check_float_modules, get_scheme, with_float_modules
 
     if not crops:
         raise ValueError("no parity crops to measure on")
     spec = network.spec
-    known = {n for n, _ in int8_ready(network).named_modules()}  # the form PT2E captures
-    for part in parts:
-        unknown = [p for p in part if p not in known]
-        if unknown:
-            raise ValueError(f"no module {unknown[0]!r} in {type(network).__name__} "
-                             f"(e.g. {sorted(n for n in known if n.count('.') <= 2)[:8]})")
+    scheme = get_scheme("int8-ptq")
+    named = [p for part in parts for p in part]
+    if named:  # every path checked before the first (slow) configuration
+        check_float_modules(network, with_float_modules(scheme, named))
     if calibration is None:
         x = torch.from_numpy(np.stack([normalize_image(c.image, spec.mean, spec.std) for c in crops]))
         batches = [x[i:i + 8] for i in range(0, len(x), 8)]
     else:
         batches = list(calibration)
-    scheme = get_scheme("int8-ptq")
     meta = {"spec": spec.to_dict(), "affine_input": {"present": False}, "format": "pt2e-reference",
             "precision": "int8", "backend": "eager"}
     rows = []
     for part in parts:
         t0 = time.perf_counter()
-        qspec = dataclasses.replace(scheme.executorch, float_modules=scheme.executorch.float_modules + tuple(part))
-        qnet = quantize_ptq(network, scheme, batches, qspec=qspec)
+        qnet = quantize_ptq(network, with_float_modules(scheme, part) if part else scheme, batches)
         label = "+".join(part) or "(scheme only)"
         r = measure_parity(_reference_int8_runner(qnet, spec), network, meta, crops, artifact=label)
         row = {"float": list(part), "mean_kpt_px": round(r.mean_kpt_px, 4), "argmax_agreement": round(r.argmax_agreement, 4),
