@@ -12,7 +12,10 @@ load (``benchmarks.suite`` times them in separate groups, minutes apart).
 
 ``--dim-order-cast`` also exports the ExecuTorch bundle the way it was lowered before
 2026-12-02 (the uint8 → float cast as ``dim_order_ops._to_dim_order_copy``) and times it in the
-same run. Every run also times that cast alone, both ways, on ExecuTorch's portable kernels.
+same run. ``--tflite-cast`` likewise exports the LiteRT bundle as before 2026-12-03 (the uint8
+input's ``CAST`` left on LiteRT's builtin kernels, not rewritten as a delegated ``DEQUANTIZE`` by
+``mobile_export.tflite.uint8_input_as_dequantize``). Every run also times the cast alone, both
+ways, on ExecuTorch's portable kernels.
 
 Reported per variant, format and thread count: both medians, the ratio of the medians, and the
 median over rounds of the per-round ratio (each round runs the two back to back).
@@ -55,7 +58,12 @@ def _export(model, info, fmt: str, out: Path) -> None:
         export_formats(model, info, [EXPORTERS[fmt]], out, precision="fp32")
 
 
-def build_bundles(work: Path, variants: list[str], formats: list[str], dim_order_cast: bool, log=print) -> None:
+def _legacy_name(variant: str, fmt: str) -> str:
+    return f"{variant}_xnnpack_fp32_dimordercast.pte" if fmt == "executorch" else f"{variant}_fp32_inputcast.tflite"
+
+
+def build_bundles(work: Path, variants: list[str], formats: list[str], dim_order_cast: bool, log=print,
+                  tflite_cast: bool = False) -> None:
     import mobile_export.executorch as et_export
     from mobile_export.source import resolve_model
 
@@ -85,6 +93,25 @@ def build_bundles(work: Path, variants: list[str], formats: list[str], dim_order
                 et_export.xnnpack_edge_config = current
             for suffix in ("", ".json"):
                 os.replace(tmp / f"{_bundle_name(variant, 'executorch')}{suffix}", f"{legacy}{suffix}")
+            shutil.rmtree(tmp, ignore_errors=True)
+        if tflite_cast and "tflite" in formats:
+            import mobile_export.tflite as tfl_export
+
+            legacy = out / _legacy_name(variant, "tflite")
+            if legacy.exists():
+                continue
+            log(f"bundle: exporting {variant} tflite with the input CAST")
+            model, info = resolve_model(variant, "random")
+            tmp = work / "legacy-tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            current = tfl_export.uint8_input_as_dequantize
+            tfl_export.uint8_input_as_dequantize = lambda data: data
+            try:
+                _export(model, info, "tflite", tmp)
+            finally:
+                tfl_export.uint8_input_as_dequantize = current
+            for suffix in ("", ".json"):
+                os.replace(tmp / f"{_bundle_name(variant, 'tflite')}{suffix}", f"{legacy}{suffix}")
             shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -126,6 +153,8 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--formats", nargs="+", default=list(FORMATS), choices=FORMATS)
     parser.add_argument("--dim-order-cast", action="store_true",
                         help="also time the ExecuTorch bundle lowered with the dim-order cast (as before 2026-12-02)")
+    parser.add_argument("--tflite-cast", action="store_true",
+                        help="also time the LiteRT bundle with its uint8 input CAST outside the delegate (as before)")
     parser.add_argument("--threads", default="1")
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=20)
@@ -140,7 +169,7 @@ def main(argv: list[str] | None = None) -> Path:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     raw = build_raw(args.work, [f"{v}/deploy" for v in args.variants], args.formats)
-    build_bundles(args.work, args.variants, args.formats, args.dim_order_cast)
+    build_bundles(args.work, args.variants, args.formats, args.dim_order_cast, tflite_cast=args.tflite_cast)
     if args.build_only:
         return args.work
     targets = []
@@ -152,7 +181,9 @@ def main(argv: list[str] | None = None) -> Path:
             targets.append(t)
     bundle_files = [args.work / "bundle" / _bundle_name(v, f) for v in args.variants for f in args.formats]
     if args.dim_order_cast and "executorch" in args.formats:
-        bundle_files += [args.work / "bundle" / f"{v}_xnnpack_fp32_dimordercast.pte" for v in args.variants]
+        bundle_files += [args.work / "bundle" / _legacy_name(v, "executorch") for v in args.variants]
+    if args.tflite_cast and "tflite" in args.formats:
+        bundle_files += [args.work / "bundle" / _legacy_name(v, "tflite") for v in args.variants]
     targets += collect_targets(bundle_files)
     threads = [int(n) for n in args.threads.split(",")]
     report = run_bench(targets, threads=threads, runs=args.runs, rounds=args.rounds, warmup=args.warmup,
@@ -166,8 +197,8 @@ def main(argv: list[str] | None = None) -> Path:
             for fmt in args.formats:
                 net = rows.get((f"{variant}/deploy [{fmt}]", n))
                 names = [_bundle_name(variant, fmt)]
-                if fmt == "executorch" and args.dim_order_cast:
-                    names.append(f"{variant}_xnnpack_fp32_dimordercast.pte")
+                if (fmt == "executorch" and args.dim_order_cast) or (fmt == "tflite" and args.tflite_cast):
+                    names.append(_legacy_name(variant, fmt))
                 for name in names:
                     bundle = rows.get((name, n))
                     if net is None or bundle is None:

@@ -358,7 +358,7 @@ def _export_tflite(network, spec: DetectorSpec, precision: str, meta: dict[str, 
     require("litert_torch", "tflite")
     import litert_torch
 
-    from .tflite import _fp16_weights, embed_metadata
+    from .tflite import _fp16_weights, embed_metadata, uint8_input_as_dequantize
 
     bundle = DetectorBundle(network, spec, "NHWC").eval()
 
@@ -375,7 +375,7 @@ def _export_tflite(network, spec: DetectorSpec, precision: str, meta: dict[str, 
     data = bytes(edge.model_content())
     if precision == "fp16":
         data = _fp16_weights(data)
-    target.write_bytes(embed_metadata(data, json.dumps(meta)))
+    target.write_bytes(embed_metadata(uint8_input_as_dequantize(data), json.dumps(meta)))
 
 
 def _export_coreml(network, spec: DetectorSpec, precision: str, meta: dict[str, Any], target: Path) -> None:

@@ -11,6 +11,13 @@ fp16 is TFLite's "float16 quantization": convolution and fully-connected weights
 float16 with DEQUANTIZE ops (``ai_edge_quantizer``'s float-casting recipe). The file is half the
 size; the GPU delegate computes in fp16, the CPU path dequantizes once at load.
 
+The uint8 input enters the XNNPACK delegate: the converter casts it to float with a ``CAST``,
+which the delegate does not take (it stays on the builtin kernels, the one op outside the
+delegate). :func:`uint8_input_as_dequantize` rewrites that op as a ``DEQUANTIZE`` of the input
+declared as quantized with scale 1 and zero point 0 — the same float values, bit for bit, and
+an op the delegate runs (XNNPACK's QU8 → F32 convert). The input stays a plain uint8 tensor for
+the app; only its quantization parameters are new.
+
 Metadata: a ``starpose_metadata`` entry in the flatbuffer's ``Model.metadata`` table (a named
 buffer holding the JSON; readable with the flatbuffer schema, see :func:`read_embedded_metadata`)
 and the sidecar JSON.
@@ -42,7 +49,8 @@ if TYPE_CHECKING:
 # torch and the bundle are imported inside the export function: opening and running an artifact
 # (open_runner, inspect, read_embedded_metadata) needs only numpy and the runtime.
 
-__all__ = ["export_tflite", "open_runner", "inspect", "read_embedded_metadata", "embed_metadata"]
+__all__ = ["export_tflite", "open_runner", "inspect", "read_embedded_metadata", "embed_metadata",
+           "uint8_input_as_dequantize"]
 
 NAME = "tflite"
 LAYOUT = "NHWC"
@@ -92,6 +100,7 @@ def _export_tflite(network: nn.Module, out_dir: Path, options: ExportOptions) ->
     if options.precision == "fp16":
         options.progress("tflite: float16 weights (ai_edge_quantizer float casting)")
         data = _fp16_weights(data)
+    data = uint8_input_as_dequantize(data)
     meta = build_metadata(
         spec, variant=variant, weights=options.weights, fmt=NAME, precision=options.precision,
         backend="litert", layout=LAYOUT, affine=options.affine, raw=options.raw,
@@ -118,6 +127,46 @@ def _fp16_weights(data: bytes) -> bytes:
         algorithm_key=algorithm_manager.AlgorithmName.FLOAT_CASTING,
     )
     return bytes(q.quantize().quantized_model)
+
+
+def uint8_input_as_dequantize(data: bytes) -> bytes:
+    """Rewrite each ``CAST`` of a uint8 graph input to float32 as a ``DEQUANTIZE`` of that input
+    with scale 1 and zero point 0 (``float(x)``, exactly), so that LiteRT's XNNPACK delegate takes
+    it; a model without such a cast comes back unchanged."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(data))
+    codes = model.operatorCodes
+
+    def builtin(index: int) -> int:
+        return flatbuffer_utils.get_builtin_code_from_operator_code(codes[index])
+
+    changed = 0
+    for graph in model.subgraphs:
+        inputs = {int(i) for i in graph.inputs}
+        for op in graph.operators:
+            if builtin(op.opcodeIndex) != schema.BuiltinOperator.CAST or int(op.inputs[0]) not in inputs:
+                continue
+            src, dst = graph.tensors[int(op.inputs[0])], graph.tensors[int(op.outputs[0])]
+            if src.type != schema.TensorType.UINT8 or dst.type != schema.TensorType.FLOAT32 or (
+                    src.quantization is not None and src.quantization.scale is not None
+                    and len(src.quantization.scale)):
+                continue
+            index = next((i for i in range(len(codes)) if builtin(i) == schema.BuiltinOperator.DEQUANTIZE), None)
+            if index is None:
+                code = schema.OperatorCodeT()
+                code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.DEQUANTIZE
+                code.version = 2  # uint8 input (version 1: fp16 / int8 weights only)
+                codes.append(code)
+                index = len(codes) - 1
+            op.opcodeIndex = index
+            op.builtinOptionsType, op.builtinOptions = schema.BuiltinOptions.NONE, None
+            quant = schema.QuantizationParametersT()
+            quant.scale, quant.zeroPoint = [1.0], [0]
+            src.quantization = quant
+            changed += 1
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model)) if changed else data
 
 
 def embed_metadata(data: bytes, text: str) -> bytes:

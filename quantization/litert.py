@@ -122,7 +122,7 @@ def export_tflite_int8(
     import litert_torch
     from litert_torch.quantize.quant_config import QuantConfig
 
-    from mobile_export.tflite import embed_metadata
+    from mobile_export.tflite import embed_metadata, uint8_input_as_dequantize
 
     timings = timings if timings is not None else Timings()
     qnet, quantizer = quantize_for_litert(network, scheme, batches, calibration_source=calibration_source,
@@ -135,7 +135,7 @@ def export_tflite_int8(
     with timings.measure("lower"):
         edge = litert_torch.signature(SIGNATURE, _named(bundle).eval(), sample_kwargs=kwargs).convert(
             quant_config=QuantConfig(pt2e_quantizer=quantizer))
-        data = bytes(edge.model_content())
+        data = uint8_input_as_dequantize(bytes(edge.model_content()))
     meta = int8_metadata(
         qnet, weights=weights, scheme=scheme, fmt="tflite", backend="litert", layout=LAYOUT, affine=affine, raw=raw,
         runtime={"name": "litert", "platforms": ["android", "ios", "linux", "macos"], "signature": SIGNATURE},

@@ -270,6 +270,57 @@ def test_artifact_whose_only_metadata_is_wrong(copy_dir, seeded):
     assert rep.results[0].parity is None  # parity is not measured against a misdescribed artifact
 
 
+def test_tflite_input_enters_the_xnnpack_delegate(export_dir):
+    """The uint8 input's cast is a DEQUANTIZE (scale 1, zero point 0) that the delegate takes:
+    what LiteRT's builtin kernels still run is the SimCC decode after the network, and only that
+    (its one CAST is the argmax index's, not the input's)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from mobile_export.detector import delegation_report
+
+    path = export_dir / "starpose_t_fp32.tflite"
+    decode = ["ARG_MAX", "ARG_MAX", "RESHAPE", "RESHAPE", "CONCATENATION", "CAST", "LESS_EQUAL", "RESHAPE",
+              "SELECT_V2"]
+    assert delegation_report(path, "tflite")["outside"] == decode
+    (inp,) = Interpreter(model_path=str(path)).get_input_details()
+    assert inp["dtype"] == np.uint8 and inp["quantization"] == (1.0, 0)
+
+
+def test_uint8_input_as_dequantize_is_exact_and_delegated(tmp_path):
+    """The rewrite on a converted model whose uint8 input is cast, normalized and convolved: the
+    CAST (outside the delegate) becomes a delegated DEQUANTIZE and every output stays bit for bit."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from mobile_export.detector import delegation_report
+    from mobile_export.tflite import uint8_input_as_dequantize
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3)
+
+        def forward(self, image: torch.Tensor) -> torch.Tensor:
+            return self.conv((image.to(torch.float32) - 127.5).permute(0, 3, 1, 2) / 58.0)
+
+    torch.manual_seed(0)
+    x = torch.randint(0, 256, (1, 16, 12, 3), dtype=torch.uint8)
+    before = bytes(litert_torch.convert(Net().eval(), (x,)).model_content())
+    after = uint8_input_as_dequantize(before)
+    (tmp_path / "before.tflite").write_bytes(before)
+    (tmp_path / "after.tflite").write_bytes(after)
+    assert delegation_report(tmp_path / "before.tflite", "tflite")["outside"] == ["CAST"]
+    assert delegation_report(tmp_path / "after.tflite", "tflite") == {"delegate_calls": 1, "outside": []}
+    outs = []
+    for name in ("before.tflite", "after.tflite"):
+        it = Interpreter(model_path=str(tmp_path / name))
+        it.allocate_tensors()
+        it.set_tensor(it.get_input_details()[0]["index"], x.numpy())
+        it.invoke()
+        outs.append(it.get_tensor(it.get_output_details()[0]["index"]))
+    np.testing.assert_array_equal(outs[0], outs[1])
+    assert uint8_input_as_dequantize(after) == after  # nothing left to rewrite
+
+
 def test_bad_input_is_refused_clearly(export_dir, tmp_path):
     path = export_dir / "starpose_t_fp32.tflite"
     meta = read_metadata_file(sidecar_path(path))
