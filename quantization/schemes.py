@@ -155,7 +155,14 @@ def _is_attention_summary(node: Any) -> bool:
     head."""
     import torch
 
-    if node.op != "call_function" or node.target != torch.ops.aten.mul.Tensor:
+    if node.op != "call_function":
+        return False
+    if node.target == torch.ops.aten.add.Tensor:
+        # the one-head form sums two half-length products first (starpose.models.deploy): that
+        # sum is the same summary, before its 1/n
+        users = list(node.users)
+        return len(users) == 1 and _is_attention_summary(users[0])
+    if node.target != torch.ops.aten.mul.Tensor:
         return False
     stack = list(node.meta.get("nn_module_stack", {}).values())
     return bool(stack) and _kind_name(stack[-1][1]).endswith("LinearAttention")

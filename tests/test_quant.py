@@ -104,6 +104,7 @@ def test_symmetric_bands_reject_what_they_cannot_express():
 
 def test_int8_ready_network_has_no_pad_or_slice_and_same_outputs():
     from quantization.pt2e import capture
+    from quantization.schemes import _kind_name
 
     model = small_model()
     deploy = reparameterize_model(model)
@@ -120,7 +121,12 @@ def test_int8_ready_network_has_no_pad_or_slice_and_same_outputs():
         for a, b in zip(ready(x), model(x)):
             assert torch.allclose(a, b, atol=1e-4)
     gm = capture(ready)
-    assert not _ops(gm, "pad") and not _ops(gm, "slice")
+    assert not _ops(gm, "pad")
+    # the only slices: the two halves of a one-head attention's kᵀv (float, not between int8 ops)
+    slices = _ops(gm, "slice")
+    assert all(_kind_name(list(n.meta["nn_module_stack"].values())[-1][1]).endswith("LinearAttention")
+               for n in slices), slices
+    assert len(slices) == 2 * sum(1 for m in ready.modules() if getattr(m, "num_heads", 0) == 1)
     assert ready.spec == deploy.spec and ready.variant == "starpose_test"
 
 
@@ -165,6 +171,12 @@ def test_node_filter_keeps_the_attention_summary_float():
     attentions = [m for m in network.modules() if type(m).__name__.endswith("LinearAttention")]
     assert attentions and len(summary) == len(attentions)
     assert not any(observed(n) for n in summary)
+    # a one-head attention sums two half-length products before the 1/n: that sum is the same
+    # summary (float too), and the capture (dynamic batch) takes that form
+    one_head = [m for m in attentions if m.num_heads == 1]
+    halves = [n.args[0] for n in summary if n.args[0].target == torch.ops.aten.add.Tensor]
+    assert one_head and len(halves) == len(one_head)
+    assert not any(observed(n) for n in halves)
     star = [n for n in muls if innermost(n).endswith(("StarFFN", "Mixer"))]
     assert star and all(observed(n) for n in star)  # the star products (two branches) stay int8
 

@@ -108,6 +108,7 @@ def test_int8_pte_runs_in_executorch(qat_artifacts):
 
 def test_int8_tflite_runs_in_litert(qat_artifacts):
     import ai_edge_litert  # noqa: F401
+    from mobile_export.detector import delegation_report
     from mobile_export.tflite import open_runner, read_embedded_metadata
 
     path = qat_artifacts["paths"][".tflite"]
@@ -118,6 +119,10 @@ def test_int8_tflite_runs_in_litert(qat_artifacts):
     assert compare_io(runner.observed_io(), expected_io(meta)) == []
     details = runner.interpreter.get_tensor_details()
     assert sum(1 for d in details if d["dtype"] == np.int8) > 20  # the network computes in int8
+    # the float islands (attention summary, normalizer, head) stay in the delegate: no batch-1
+    # FULLY_CONNECTED with an activation as its weight, no input CAST, on the builtin kernels
+    outside = delegation_report(path, "tflite")["outside"]
+    assert "FULLY_CONNECTED" not in outside and outside.count("CAST") <= 1, outside
     twin = qat_artifacts["qat"].float_network
     for crop in qat_artifacts["crops"]:
         out = runner(crop.image)

@@ -377,18 +377,27 @@ class DeployLinearAttention(nn.Module):
         q = q.reshape(bh, dq, n)
         k = k.reshape(bh, dq, n)
         v = x.reshape(bh, c // self.num_heads, n)
-        if not torch.jit.is_tracing() and bh == 1 and n % 2 == 0:
-            # One head: a batch-1 bmm with two activation operands becomes a FULLY_CONNECTED with a
-            # non-constant weight in LiteRT, which its XNNPACK delegate refuses (the graph splits and
-            # that op runs on the interpreter). Summing two half-length products is the same kᵀv
-            # and stays a delegated BATCH_MATMUL. torch.export sees plain ints here; under
-            # torch.jit.trace the sizes are traced tensors, and a branch on them would freeze this
-            # input's shape into the TorchScript graph (the TracerWarning): TorchScript, which has
-            # no such delegate, takes the general product below, valid for any batch and size.
-            v2 = v.reshape(c, 2, n // 2).transpose(0, 1)
-            k2 = k.reshape(dq, 2, n // 2).permute(1, 2, 0)
-            halves = torch.bmm(v2, k2)  # 2, dv, dq (a slice + add, which both delegates take; sum over dim 0 is not)
-            kv = (halves[:1] + halves[1:]) * (1.0 / n)  # 1, dv, dq
+        if not torch.jit.is_tracing() and self.num_heads == 1 and n % 2 == 0:
+            # One head: at batch 1 a bmm with two activation operands becomes a FULLY_CONNECTED with
+            # a non-constant weight in LiteRT, which its XNNPACK delegate refuses (the graph splits
+            # and that op runs on the interpreter). Summing two half-length products is the same
+            # kᵀv and stays a delegated BATCH_MATMUL. Decided by the head count, not by the batch:
+            # the int8 path captures the graph with a dynamic batch (traced at 2) and deploys it at
+            # 1, where a batch-dependent choice would bring the FULLY_CONNECTED back. torch.export
+            # sees plain ints for n; under torch.jit.trace the sizes are traced tensors, and a
+            # branch on them would freeze this input's shape into the TorchScript graph (the
+            # TracerWarning): TorchScript, which has no such delegate, takes the general product.
+            # Shapes with 3-D ops only (the deploy form stays free of 4-D permutes). Dynamic sizes
+            # are never 1 to torch.export, so the capture takes the general branch without a guard.
+            half = n // 2
+            if bh == 1:
+                v2 = v.reshape(c, 2, half).transpose(0, 1)
+                k2 = k.reshape(dq, 2, half).permute(1, 2, 0)
+            else:  # first halves of every batch·head, then second halves
+                v2 = v.reshape(bh * c, 2, half).transpose(0, 1).reshape(2 * bh, c, half)
+                k2 = k.reshape(bh * dq, 2, half).transpose(0, 1).reshape(2 * bh, dq, half).transpose(1, 2)
+            halves = torch.bmm(v2, k2)  # 2·bh, dv, dq (a slice + add, which both delegates take; a sum over a dim is not)
+            kv = (halves[:bh] + halves[bh:]) * (1.0 / n)  # bh, dv, dq
         else:
             kv = torch.bmm(v, k.transpose(1, 2)) * (1.0 / n)  # bh, dv, dq
         out = torch.bmm(kv, q) / (torch.bmm(k_mean, q) + 1e-6)  # bh, dv, n
