@@ -157,7 +157,7 @@ def uint8_input_as_dequantize(data: bytes) -> bytes:
             if index is None:
                 code = schema.OperatorCodeT()
                 code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.DEQUANTIZE
-                code.version = 2  # uint8 input (version 1: fp16 / int8 weights only)
+                code.version = 1  # uint8 input: the lowest version, which every LiteRT runtime has
                 codes.append(code)
                 index = len(codes) - 1
             op.opcodeIndex = index
