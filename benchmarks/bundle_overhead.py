@@ -76,43 +76,39 @@ def build_bundles(work: Path, variants: list[str], formats: list[str], dim_order
             model, info = resolve_model(variant, "random")
             _export(model, info, fmt, out)
         if dim_order_cast and "executorch" in formats:
-            legacy = out / f"{variant}_xnnpack_fp32_dimordercast.pte"
-            if legacy.exists():
-                continue
-            log(f"bundle: exporting {variant} executorch with the dim-order cast")
             from executorch.exir import EdgeCompileConfig
 
-            model, info = resolve_model(variant, "random")
-            tmp = work / "legacy-tmp"
-            shutil.rmtree(tmp, ignore_errors=True)
-            current = et_export.xnnpack_edge_config
-            et_export.xnnpack_edge_config = EdgeCompileConfig  # the default: casts as _to_dim_order_copy
-            try:
-                _export(model, info, "executorch", tmp)
-            finally:
-                et_export.xnnpack_edge_config = current
-            for suffix in ("", ".json"):
-                os.replace(tmp / f"{_bundle_name(variant, 'executorch')}{suffix}", f"{legacy}{suffix}")
-            shutil.rmtree(tmp, ignore_errors=True)
+            # the default edge config: casts as _to_dim_order_copy
+            _export_legacy(work, variant, "executorch", et_export, "xnnpack_edge_config", EdgeCompileConfig,
+                           "the dim-order cast", log)
         if tflite_cast and "tflite" in formats:
             import mobile_export.tflite as tfl_export
 
-            legacy = out / _legacy_name(variant, "tflite")
-            if legacy.exists():
-                continue
-            log(f"bundle: exporting {variant} tflite with the input CAST")
-            model, info = resolve_model(variant, "random")
-            tmp = work / "legacy-tmp"
-            shutil.rmtree(tmp, ignore_errors=True)
-            current = tfl_export.uint8_input_as_dequantize
-            tfl_export.uint8_input_as_dequantize = lambda data: data
-            try:
-                _export(model, info, "tflite", tmp)
-            finally:
-                tfl_export.uint8_input_as_dequantize = current
-            for suffix in ("", ".json"):
-                os.replace(tmp / f"{_bundle_name(variant, 'tflite')}{suffix}", f"{legacy}{suffix}")
-            shutil.rmtree(tmp, ignore_errors=True)
+            _export_legacy(work, variant, "tflite", tfl_export, "uint8_input_as_dequantize", lambda data: data,
+                           "the input CAST", log)
+
+
+def _export_legacy(work: Path, variant: str, fmt: str, module, attr: str, replacement, what: str, log) -> None:
+    """Export ``variant``'s ``fmt`` bundle with ``module.attr`` swapped for ``replacement`` (the way
+    it was lowered before), as ``_legacy_name``; skipped when that file exists."""
+    from mobile_export.source import resolve_model
+
+    legacy = work / "bundle" / _legacy_name(variant, fmt)
+    if legacy.exists():
+        return
+    log(f"bundle: exporting {variant} {fmt} with {what}")
+    model, info = resolve_model(variant, "random")
+    tmp = work / "legacy-tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    current = getattr(module, attr)
+    setattr(module, attr, replacement)
+    try:
+        _export(model, info, fmt, tmp)
+    finally:
+        setattr(module, attr, current)
+    for suffix in ("", ".json"):
+        os.replace(tmp / f"{_bundle_name(variant, fmt)}{suffix}", f"{legacy}{suffix}")
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def time_cast(runs: int = 200) -> dict[str, float]:
