@@ -528,6 +528,8 @@ def _export_formats() -> list[str]:
               help="int8 only: post-training, quantization-aware (--qat-checkpoint), or dynamic range (TFLite).")
 @click.option("--calib-data", type=click.Path(exists=True), default=None,
               help="int8 only: COCO keypoints json (or folder) of people to calibrate on; default: the test fixture.")
+@click.option("--calib-images", type=click.Path(file_okay=False, exists=True), default=None,
+              help="int8 only: images folder of --calib-data (default: next to the json).")
 @click.option("--calib-limit", type=click.IntRange(min=1), default=None,
               help="int8 only: calibrate on at most N people, spread evenly over --calib-data (default: all).")
 @click.option("--qat-checkpoint", type=click.Path(dir_okay=False, exists=True), default=None,
@@ -542,7 +544,7 @@ def _export_formats() -> list[str]:
               help="Also export the bundled person detector in the chosen formats that hold it "
                    "(executorch, tflite, coreml; fp32/fp16).")
 def export_cmd(fmt, precision, variant, weights, seed, out_dir, affine, raw_outputs, scheme, calib_data,
-               calib_limit, qat_checkpoint, int8_depthwise, int8_float, detector) -> None:
+               calib_images, calib_limit, qat_checkpoint, int8_depthwise, int8_float, detector) -> None:
     """Export VARIANT as phone-ready artifacts (uint8 RGB crop in, keypoints out) + manifest.json."""
     given = _given_options(click.get_current_context())
     if precision != "int8" and given & {"scheme", "qat_checkpoint"}:
@@ -562,14 +564,16 @@ def export_cmd(fmt, precision, variant, weights, seed, out_dir, affine, raw_outp
     if int8_float and scheme == "qat":
         raise click.UsageError("--int8-float is for --scheme ptq or dynamic: a QAT checkpoint was trained with "
                                "its own float parts")
+    if calib_images is not None and calib_data is None:
+        raise click.UsageError("--calib-images needs --calib-data")
     if precision == "int8":
         _export_int8(fmt, variant, weights, seed, out_dir, affine, raw_outputs, scheme, calib_data, qat_checkpoint,
-                     int8_depthwise, calib_limit, int8_float)
+                     int8_depthwise, calib_limit, int8_float, calib_images)
         return
     if int8_depthwise:
         raise click.UsageError("--int8-depthwise is for --precision int8")
     if calib_limit is not None or calib_data is not None:
-        raise click.UsageError("--calib-data and --calib-limit are for --precision int8")
+        raise click.UsageError("--calib-data, --calib-images and --calib-limit are for --precision int8")
     try:
         exporters = formats_for(fmt, precision)
         with _quiet.captured("importing the exporters"):
@@ -603,8 +607,8 @@ def _export_detector(formats: list[str], out_dir: str, precision: str) -> None:
             click.echo(wrote_line(p))
 
 
-def _calibration_source(calib_data: str | None):
-    """``--calib-data``, or in a source checkout the project's COCO fixture (read in place from the
+def _calibration_source(calib_data: str | None, calib_images: str | None = None):
+    """``--calib-data`` (images in ``--calib-images`` or next to it), or in a source checkout the project's COCO fixture (read in place from the
     shared data folder beside it) with a warning; without either, a usage error."""
     from mobile_export.parity import default_coco_json
     from quantization.calibration import resolve_coco_source
@@ -618,11 +622,11 @@ def _calibration_source(calib_data: str | None):
                 "source checkout, is not on this machine")
         click.echo(f"calibrating on the COCO fixture {fixture} (a handful of people); pass --calib-data for a real set")
         calib_data = str(fixture)
-    return resolve_coco_source(calib_data)
+    return resolve_coco_source(calib_data, calib_images)
 
 
 def _export_int8(fmt, variant, weights, seed, out_dir, affine, raw, scheme_name, calib_data, qat_checkpoint,
-                 int8_depthwise=False, calib_limit=None, int8_float=()) -> None:
+                 int8_depthwise=False, calib_limit=None, int8_float=(), calib_images=None) -> None:
     """``export --precision int8``: the quantization package's exporters for one scheme."""
     from pathlib import Path
 
@@ -640,7 +644,8 @@ def _export_int8(fmt, variant, weights, seed, out_dir, affine, raw, scheme_name,
             scheme = with_int8_depthwise(scheme)
         if int8_float:
             scheme = with_float_modules(scheme, int8_float)
-        calibration = None if scheme_name == "dynamic" and calib_data is None else _calibration_source(calib_data)
+        calibration = (None if scheme_name == "dynamic" and calib_data is None
+                       else _calibration_source(calib_data, calib_images))
         model, info = resolve_model(variant, weights, seed=seed)
         click.echo(f"exporting {variant} ({info.name}) as int8 [{scheme.name}] → {out_dir}")
         export_int8(model, info, scheme, fmt, out_dir, calibration=calibration,

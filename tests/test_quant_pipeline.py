@@ -286,6 +286,17 @@ def test_cli_qat_and_int8_export_reject_bad_input(tmp_path):
     assert result.exit_code != 0 and "no module 'backbone.layer.3'" in result.output
     result = runner.invoke(main, ["qat", "--data", str(shared(COCO_JSON)), "--calib-limit", "-3", "--out", str(tmp_path / "o")])
     assert result.exit_code != 0 and "--calib-limit" in result.output
+    result = runner.invoke(main, ["export", "--format", "executorch", "--precision", "int8", "--calib-images",
+                                  str(tmp_path), "--weights", "random", "--out", str(tmp_path / "e")])
+    assert result.exit_code != 0 and "--calib-images needs --calib-data" in result.output
+    result = runner.invoke(main, ["export", "--format", "executorch", "--calib-data", str(shared(COCO_JSON)),
+                                  "--calib-images", str(tmp_path), "--weights", "random", "--out", str(tmp_path / "e")])
+    assert result.exit_code != 0 and "are for --precision int8" in result.output
+    # --calib-images is where the json's file_names are looked up: an empty folder names the missing photo
+    result = runner.invoke(main, ["export", "--format", "executorch", "--precision", "int8", "--calib-data",
+                                  str(shared(COCO_JSON)), "--calib-images", str(tmp_path), "--weights", "random",
+                                  "--out", str(tmp_path / "e")])
+    assert result.exit_code != 0 and str(tmp_path) in result.output and "not found" in result.output
     assert not (tmp_path / "e").exists() or not any((tmp_path / "e").iterdir())
 
 
