@@ -129,6 +129,8 @@ def coco_crops(coco_json: Path, spec: PoseSpec, image_dir: Path | None = None, l
     looked up next to the json unless ``image_dir`` is given)."""
     import cv2
 
+    from starpose.data.coco import check_file_name
+
     coco_json = Path(coco_json)
     try:
         doc = json.loads(coco_json.read_text(encoding="utf-8"))
@@ -149,7 +151,9 @@ def coco_crops(coco_json: Path, spec: PoseSpec, image_dir: Path | None = None, l
         # the box as training and inference see it: checked against the image and clipped to it
         box = check_box(coco_json, f"annotation {ann.get('id', len(crops))}", (x, y, w, h), images[image_id])
         if image_id not in cache:
-            path = image_dir / files[image_id]
+            # relative and inside the images folder (a DataError, which is a ValueError): a json from
+            # elsewhere must not make verify read a file outside it
+            path = image_dir / check_file_name(coco_json, files[image_id], f"image {image_id}")
             bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if bgr is None:
                 raise ValueError(f"{path}: image missing or unreadable (listed in {coco_json.name})")

@@ -132,8 +132,10 @@ def verify(
     weights: str | Path | None = None,
     coco_json: Path | None = None,
     max_crops: int | None = None,
+    image_dir: Path | None = None,
 ) -> VerifyReport:
-    """Verify one artifact or every artifact of a directory."""
+    """Verify one artifact or every artifact of a directory. Parity crops come from ``coco_json``
+    (its images next to it, or in ``image_dir``), by default from :func:`default_crop_source`."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such artifact or directory")
@@ -168,7 +170,7 @@ def verify(
         with captured(f"checking {name}") as cap:
             try:
                 result = _verify_artifact(root / name, manifest, weights=weights, coco_json=crops_json,
-                                          max_crops=max_crops, crops_cache=crops_cache)
+                                          image_dir=image_dir, max_crops=max_crops, crops_cache=crops_cache)
             except Exception as e:  # noqa: BLE001 - one artifact's surprise must not end the others' checks
                 result = ArtifactResult(name, getattr(exporter_for(root / name), "name", "unknown"))
                 result.add("check", False, f"{root / name}: {type(e).__name__}: {e}")
@@ -213,6 +215,7 @@ def _verify_artifact(
     coco_json: Path,
     max_crops: int | None,
     crops_cache: dict[str, list[Crop]],
+    image_dir: Path | None = None,
 ) -> ArtifactResult:
     exporter = exporter_for(path)
     assert exporter is not None
@@ -287,12 +290,12 @@ def _verify_artifact(
         result.add("reference", False, str(e))
         return result
     json_path = Path(coco_json)
-    key = f"{json_path}|{meta['spec']['input_size']}|{meta['spec']['bbox_padding']}"
+    key = f"{json_path}|{image_dir}|{meta['spec']['input_size']}|{meta['spec']['bbox_padding']}"
     try:
         if key not in crops_cache:
             from .metadata import spec_from_metadata
 
-            crops_cache[key] = coco_crops(json_path, spec_from_metadata(meta), limit=max_crops)
+            crops_cache[key] = coco_crops(json_path, spec_from_metadata(meta), image_dir=image_dir, limit=max_crops)
         result.parity = measure_parity(runner, model, meta, crops_cache[key], artifact=path.name)
     except (ArtifactLoadError, ValueError) as e:
         result.add("parity", False, str(e))

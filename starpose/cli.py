@@ -730,16 +730,20 @@ def qat_cmd(variant, weights, seed, data, images, val_data, val_images, epochs, 
 @click.option("--coco-json", type=click.Path(dir_okay=False, exists=True), default=None,
               help="COCO keypoints json (images next to it) for the parity crops; default: the COCO fixture in "
                    "../shared/fixtures beside a source checkout, else the packaged sample photos' people.")
+@click.option("--images", "images", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Images folder of --coco-json (default: next to it).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Also write the reports as JSON.")
-def verify_cmd(path, weights, coco_json, json_out) -> None:
+def verify_cmd(path, weights, coco_json, images, json_out) -> None:
     """Check an artifact or export directory: manifest sha256, metadata, inputs/outputs, and parity
     against the eager model on real person crops. Exits non-zero when anything fails."""
     _check_weights(weights)
+    if images is not None and coco_json is None:
+        raise click.UsageError("--images needs --coco-json")
 
     from mobile_export.verify import verify
 
     try:
-        report = verify(path, weights=weights, coco_json=coco_json)
+        report = verify(path, weights=weights, coco_json=coco_json, image_dir=images)
     except (FileNotFoundError, ValueError) as e:
         raise click.ClickException(str(e)) from e
     click.echo(report.render())

@@ -89,9 +89,11 @@ MISSING = "no_such_input"
     ["train", "--config", "coco_256x192_t", "--data-root", MISSING],
     ["export", "--format", "onnx", "--weights", f"{MISSING}.pth"],
     ["export", "--format", "tflite", "--precision", "int8", "--calib-data", f"{MISSING}.json"],
+    ["export", "--format", "tflite", "--precision", "int8", "--calib-data", "README.md", "--calib-images", MISSING],
     ["qat", "--data", f"{MISSING}.json"],
     ["verify", f"{MISSING}.pte"],
     ["verify", ".", "--weights", f"{MISSING}.pth"],
+    ["verify", ".", "--coco-json", "README.md", "--images", MISSING],
     ["bench", f"{MISSING}.tflite"],
     ["bench", "--weights", f"{MISSING}.pth"],
 ], ids=lambda a: " ".join(a))
@@ -108,3 +110,12 @@ def test_missing_input_fails_before_torch_is_imported(args):
     assert MISSING in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
     print(f"{' '.join(args)}: failed in {seconds:.2f} s")
+
+
+def test_verify_images_needs_coco_json(tmp_path):
+    from click.testing import CliRunner
+
+    from starpose.cli import main
+
+    result = CliRunner().invoke(main, ["verify", str(tmp_path), "--images", str(tmp_path)])
+    assert result.exit_code == 2 and "--images needs --coco-json" in result.output

@@ -118,6 +118,35 @@ def test_bundle_invalid_keypoints_like_reference(crops):
     assert seen_invalid >= 3 * 9 and seen_valid > 0
 
 
+def _tiny_coco(root: Path, file_name: str) -> Path:
+    """A one-person COCO json written by the test, its photo (a generated image) in root/images."""
+    import cv2
+
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(root / "images" / "a.png"), rng.integers(0, 255, (120, 90, 3), dtype=np.uint8))
+    doc = {"images": [{"id": 1, "file_name": file_name, "width": 90, "height": 120}],
+           "annotations": [{"id": 5, "image_id": 1, "bbox": [10, 10, 60, 90], "iscrowd": 0,
+                            "num_keypoints": 0, "keypoints": [0] * 51, "category_id": 1}],
+           "categories": [{"id": 1, "name": "person"}]}
+    path = root / "ann.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_parity_crops_read_from_an_images_folder_and_stay_inside_it(model, tmp_path):
+    ann = _tiny_coco(tmp_path, "a.png")
+    with pytest.raises(ValueError, match="a.png: image missing"):
+        coco_crops(ann, model.spec)  # looked up next to the json
+    crops = coco_crops(ann, model.spec, image_dir=tmp_path / "images")
+    assert len(crops) == 1 and crops[0].image.shape == (*model.spec.input_size[::-1], 3)
+    for bad, problem in (("../images/a.png", "climbs out"), (str(tmp_path / "images" / "a.png"), "is absolute")):
+        ann = _tiny_coco(tmp_path, bad)
+        with pytest.raises(ValueError, match=problem) as e:
+            coco_crops(ann, model.spec, image_dir=tmp_path / "images")
+        assert str(ann) in str(e.value)
+
+
 def test_bundle_rejects_bad_layout(model):
     with pytest.raises(ValueError, match="layout"):
         PoseBundle(model, model.spec, layout="NWHC")
