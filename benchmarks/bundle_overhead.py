@@ -14,8 +14,11 @@ load (``benchmarks.suite`` times them in separate groups, minutes apart).
 2026-12-02 (the uint8 → float cast as ``dim_order_ops._to_dim_order_copy``) and times it in the
 same run. ``--tflite-cast`` likewise exports the LiteRT bundle as before 2026-12-03 (the uint8
 input's ``CAST`` left on LiteRT's builtin kernels, not rewritten as a delegated ``DEQUANTIZE`` by
-``mobile_export.tflite.uint8_input_as_dequantize``). Every run also times the cast alone, both
-ways, on ExecuTorch's portable kernels.
+``mobile_export.tflite.uint8_input_as_dequantize``). ``--pooled-decode`` also exports both
+formats' bundles with the SimCC decode as max pooling and relus inside the delegate
+(``PoseBundle(pooled_decode=True)``: bit for bit the argmax decode; the ``.tflite`` then has no op
+outside the delegate, the ``.pte`` only its input cast) and times them beside the shipped ones.
+Every run also times the cast alone, both ways, on ExecuTorch's portable kernels.
 
 Reported per variant, format and thread count: both medians, the ratio of the medians, and the
 median over rounds of the per-round ratio (each round runs the two back to back).
@@ -62,8 +65,15 @@ def _legacy_name(variant: str, fmt: str) -> str:
     return f"{variant}_xnnpack_fp32_dimordercast.pte" if fmt == "executorch" else f"{variant}_fp32_inputcast.tflite"
 
 
+def _pooled_name(variant: str, fmt: str) -> str:
+    return f"{variant}_xnnpack_fp32_pooleddecode.pte" if fmt == "executorch" else f"{variant}_fp32_pooleddecode.tflite"
+
+
 def build_bundles(work: Path, variants: list[str], formats: list[str], dim_order_cast: bool, log=print,
-                  tflite_cast: bool = False) -> None:
+                  tflite_cast: bool = False, pooled_decode: bool = False) -> None:
+    import functools
+
+    import mobile_export.bundle as bundle_module
     import mobile_export.executorch as et_export
     from mobile_export.source import resolve_model
 
@@ -86,14 +96,22 @@ def build_bundles(work: Path, variants: list[str], formats: list[str], dim_order
 
             _export_legacy(work, variant, "tflite", tfl_export, "uint8_input_as_dequantize", lambda data: data,
                            "the input CAST", log)
+        if pooled_decode:
+            # the exporters look PoseBundle up in mobile_export.bundle when they run
+            pooled = functools.partial(bundle_module.PoseBundle, pooled_decode=True)
+            for fmt in formats:
+                _export_legacy(work, variant, fmt, bundle_module, "PoseBundle", pooled, "the pooled decode", log,
+                               name=_pooled_name(variant, fmt))
 
 
-def _export_legacy(work: Path, variant: str, fmt: str, module, attr: str, replacement, what: str, log) -> None:
+def _export_legacy(work: Path, variant: str, fmt: str, module, attr: str, replacement, what: str, log,
+                   name: str | None = None) -> None:
     """Export ``variant``'s ``fmt`` bundle with ``module.attr`` swapped for ``replacement`` (the way
-    it was lowered before), as ``_legacy_name``; skipped when that file exists."""
+    it was lowered before, or an alternative), as ``name`` (default ``_legacy_name``); skipped when
+    that file exists."""
     from mobile_export.source import resolve_model
 
-    legacy = work / "bundle" / _legacy_name(variant, fmt)
+    legacy = work / "bundle" / (name or _legacy_name(variant, fmt))
     if legacy.exists():
         return
     log(f"bundle: exporting {variant} {fmt} with {what}")
@@ -151,6 +169,8 @@ def main(argv: list[str] | None = None) -> Path:
                         help="also time the ExecuTorch bundle lowered with the dim-order cast (as before 2026-12-02)")
     parser.add_argument("--tflite-cast", action="store_true",
                         help="also time the LiteRT bundle with its uint8 input CAST outside the delegate (as before)")
+    parser.add_argument("--pooled-decode", action="store_true",
+                        help="also time both formats' bundles with the SimCC decode inside the delegate")
     parser.add_argument("--threads", default="1")
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=20)
@@ -165,7 +185,8 @@ def main(argv: list[str] | None = None) -> Path:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     raw = build_raw(args.work, [f"{v}/deploy" for v in args.variants], args.formats)
-    build_bundles(args.work, args.variants, args.formats, args.dim_order_cast, tflite_cast=args.tflite_cast)
+    build_bundles(args.work, args.variants, args.formats, args.dim_order_cast, tflite_cast=args.tflite_cast,
+                  pooled_decode=args.pooled_decode)
     if args.build_only:
         return args.work
     targets = []
@@ -180,6 +201,8 @@ def main(argv: list[str] | None = None) -> Path:
         bundle_files += [args.work / "bundle" / _legacy_name(v, "executorch") for v in args.variants]
     if args.tflite_cast and "tflite" in args.formats:
         bundle_files += [args.work / "bundle" / _legacy_name(v, "tflite") for v in args.variants]
+    if args.pooled_decode:
+        bundle_files += [args.work / "bundle" / _pooled_name(v, f) for v in args.variants for f in args.formats]
     targets += collect_targets(bundle_files)
     threads = [int(n) for n in args.threads.split(",")]
     report = run_bench(targets, threads=threads, runs=args.runs, rounds=args.rounds, warmup=args.warmup,
@@ -195,6 +218,8 @@ def main(argv: list[str] | None = None) -> Path:
                 names = [_bundle_name(variant, fmt)]
                 if (fmt == "executorch" and args.dim_order_cast) or (fmt == "tflite" and args.tflite_cast):
                     names.append(_legacy_name(variant, fmt))
+                if args.pooled_decode:
+                    names.append(_pooled_name(variant, fmt))
                 for name in names:
                     bundle = rows.get((name, n))
                     if net is None or bundle is None:

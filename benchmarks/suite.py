@@ -210,6 +210,10 @@ def main(argv: list[str] | None = None) -> Path:
             t.precision = "fp32"
             targets.append(t)
     threads = [int(t) for t in args.threads.split(",")]
+    # The GEMM rate is the denominator of "fraction of the GEMM rate": sampled before and after the
+    # timing (a shared host's load moves it by a third between runs) and the best sample kept, so
+    # that a slow moment cannot make the networks look closer to the machine's peak than they are.
+    gemm_samples = {str(n): [round(gemm_rate(n), 2)] for n in threads}
     groups = group_targets(targets)
     print(f"timing {sum(map(len, groups.values()))} artifacts in {len(groups)} groups at {threads} threads", flush=True)
     reports = []
@@ -222,12 +226,15 @@ def main(argv: list[str] | None = None) -> Path:
     report.seconds = sum(r.seconds for r in reports)
     report.baseline = "per group: the first artifact (docs/BENCHMARKS.md takes ratios against Lite-HRNet-18)"
     print(report.render(), flush=True)
-    rates = {str(n): round(gemm_rate(n), 2) for n in threads}
+    for n in threads:
+        gemm_samples[str(n)].append(round(gemm_rate(n), 2))
+    rates = {n: max(v) for n, v in gemm_samples.items()}
     payload = report.to_dict()
     payload["benchmark"] = "benchmarks.suite"
     payload["date"] = _dt.date.today().isoformat()
     payload["machine"] = machine_description(threads)
     payload["gemm_gmacs_per_s"] = rates
+    payload["gemm_samples_gmacs_per_s"] = gemm_samples  # before and after the timing; the best is kept
     payload["model_stats"] = stats
     payload["published_coco_ap"] = PUBLISHED_AP
     payload["raw_models"] = {f"{e.get('model')} [{e.get('format')}]": e.get("model") for e in raw.values()}
