@@ -81,13 +81,14 @@ class PoseBundle(nn.Module):
         self.register_buffer("mean_row", self.mean.reshape(1, 1, 1, 3).expand(1, 1, w, 3).contiguous())
         self.register_buffer("std_row", self.std.reshape(1, 1, 1, 3).expand(1, 1, w, 3).contiguous())
         self.pooled_decode = pooled_decode
-        # N - i for the bins i = 0..N-1 of each SimCC axis (module docstring: the first maximum's index).
-        n_x, n_y = int(spec.input_w * spec.simcc_split_ratio), int(spec.input_h * spec.simcc_split_ratio)
-        self.register_buffer("countdown_x", torch.arange(n_x, 0, -1, dtype=torch.float32).view(1, 1, 1, n_x))
-        self.register_buffer("countdown_y", torch.arange(n_y, 0, -1, dtype=torch.float32).view(1, 1, 1, n_y))
-        self.register_buffer("bins_x", torch.full((1, 1, 1, 1), float(n_x)))
-        self.register_buffer("bins_y", torch.full((1, 1, 1, 1), float(n_y)))
-        self.register_buffer("one", torch.ones(1))
+        if pooled_decode:  # its constants only where it is used: traced bundles keep every buffer
+            # N - i for the bins i = 0..N-1 of each SimCC axis (module docstring: the first maximum's index).
+            n_x, n_y = int(spec.input_w * spec.simcc_split_ratio), int(spec.input_h * spec.simcc_split_ratio)
+            self.register_buffer("countdown_x", torch.arange(n_x, 0, -1, dtype=torch.float32).view(1, 1, 1, n_x))
+            self.register_buffer("countdown_y", torch.arange(n_y, 0, -1, dtype=torch.float32).view(1, 1, 1, n_y))
+            self.register_buffer("bins_x", torch.full((1, 1, 1, 1), float(n_x)))
+            self.register_buffer("bins_y", torch.full((1, 1, 1, 1), float(n_y)))
+            self.register_buffer("one", torch.ones(1))
 
     @property
     def output_names(self) -> tuple[str, ...]:
@@ -142,7 +143,7 @@ class PoseBundle(nn.Module):
         return keypoints, scores
 
     def _pooled_decode(self, simcc_x: torch.Tensor, simcc_y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The argmax decode from max pooling and clamps (module docstring), float32."""
+        """The argmax decode from max pooling and relus (module docstring), float32."""
         b, k = simcc_x.shape[0], simcc_x.shape[1]
 
         def first_max(simcc: torch.Tensor, countdown: torch.Tensor, bins: torch.Tensor):
