@@ -543,8 +543,11 @@ def _export_formats() -> list[str]:
 @click.option("--detector/--no-detector", default=True, show_default=True,
               help="Also export the bundled person detector in the chosen formats that hold it "
                    "(executorch, tflite, coreml; fp32/fp16).")
+@click.option("--detector-input", default=None, metavar="HEIGHTxWIDTH",
+              help="The detector artifact's input, e.g. 192x256 for an app whose camera frames are landscape "
+                   "(default 256x192: the phone camera's upright 3:4 frame; multiples of 32).")
 def export_cmd(fmt, precision, variant, weights, seed, out_dir, affine, raw_outputs, scheme, calib_data,
-               calib_images, calib_limit, qat_checkpoint, int8_depthwise, int8_float, detector) -> None:
+               calib_images, calib_limit, qat_checkpoint, int8_depthwise, int8_float, detector, detector_input) -> None:
     """Export VARIANT as phone-ready artifacts (uint8 RGB crop in, keypoints out) + manifest.json."""
     given = _given_options(click.get_current_context())
     if precision != "int8" and given & {"scheme", "qat_checkpoint"}:
@@ -566,6 +569,9 @@ def export_cmd(fmt, precision, variant, weights, seed, out_dir, affine, raw_outp
                                "its own float parts")
     if calib_images is not None and calib_data is None:
         raise click.UsageError("--calib-images needs --calib-data")
+    detector_spec = _detector_spec(detector_input)
+    if detector_input is not None and (precision == "int8" or not detector):
+        raise click.UsageError("--detector-input is for exports with the detector (--detector, fp32 or fp16)")
     if precision == "int8":
         _export_int8(fmt, variant, weights, seed, out_dir, affine, raw_outputs, scheme, calib_data, qat_checkpoint,
                      int8_depthwise, calib_limit, int8_float, calib_images)
@@ -587,22 +593,38 @@ def export_cmd(fmt, precision, variant, weights, seed, out_dir, affine, raw_outp
         export_formats(model, info, exporters, out_dir, precision=precision, affine=affine, raw=raw_outputs,
                        progress=click.echo)
         if detector:
-            _export_detector([e.name for e in exporters], out_dir, precision)
+            _export_detector([e.name for e in exporters], out_dir, precision, detector_spec)
     except MissingExtraError as e:
         raise click.ClickException(str(e)) from e
 
 
-def _export_detector(formats: list[str], out_dir: str, precision: str) -> None:
+def _detector_spec(value: str | None):
+    """``--detector-input`` (HEIGHTxWIDTH) → the packaged detector's spec at that input."""
+    from .detect.spec import PERSON_DETECTOR_SPEC
+
+    size = _split_size(value)
+    if size is None:
+        return PERSON_DETECTOR_SPEC
+    try:
+        return PERSON_DETECTOR_SPEC.with_input_size(*size)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--detector-input") from e
+
+
+def _export_detector(formats: list[str], out_dir: str, precision: str, spec=None) -> None:
     """The person detector next to the pose artifacts, in those of ``formats`` that hold it."""
     from mobile_export.detector import DETECTOR_FORMATS, export_detector
 
     chosen = tuple(f for f in formats if f in DETECTOR_FORMATS)
     if not chosen:
         return
-    click.echo(f"exporting the person detector as {', '.join(chosen)} [{precision}] → {out_dir}")
     from mobile_export.export import wrote_line
 
-    for p in export_detector(out_dir, chosen, precision=precision, progress=click.echo):
+    spec = spec or _detector_spec(None)
+    click.echo(f"exporting the person detector ({spec.input_size[1]}x{spec.input_size[0]} input, h x w) as "
+               f"{', '.join(chosen)} [{precision}] → {out_dir}")
+
+    for p in export_detector(out_dir, chosen, precision=precision, spec=spec, progress=click.echo):
         if not p.name.endswith(".json"):
             click.echo(wrote_line(p))
 

@@ -35,7 +35,8 @@ def test_spec_validates_and_round_trips():
         DetectorSpec(score_threshold=1.5)
     with pytest.raises(ValueError, match="max_detections"):
         DetectorSpec(max_detections=0)
-    assert SPEC.num_anchors == 32 * 32 + 16 * 16 + 8 * 8
+    assert SPEC.input_size == (192, 256)  # (w, h): the upright 3:4 phone frame
+    assert SPEC.num_anchors == 24 * 32 + 12 * 16 + 6 * 8
     assert DetectorSpec.from_dict(json.loads(json.dumps(SPEC.to_dict()))) == SPEC
     assert SPEC.with_input_size(320, 192).num_anchors == 40 * 24 + 20 * 12 + 10 * 6
 
@@ -48,9 +49,22 @@ def test_letterbox_transform_and_image():
     with pytest.raises(ValueError, match="empty"):
         letterbox_transform((0, 10), (256, 256))
     img = np.full((480, 640, 3), 200, np.uint8)
-    canvas, lb = letterbox(img, SPEC)
+    canvas, lb = letterbox(img, SPEC.with_input_size(256, 256))
     assert canvas.shape == (256, 256, 3) and canvas.dtype == np.uint8
     assert (canvas[:192] == 200).all() and (canvas[192:] == SPEC.pad_value).all()
+    # the packaged 192x256 input holds an upright 480x640 frame whole, with no padding
+    canvas, lb = letterbox(img.transpose(1, 0, 2).copy(), SPEC)
+    assert canvas.shape == (256, 192, 3) and lb.size == (192, 256) and (canvas == 200).all()
+
+
+def test_oriented_turns_the_input_to_the_frame():
+    assert SPEC.oriented((480, 640)) is SPEC  # portrait frame, portrait input
+    assert SPEC.oriented((640, 480)).input_size == (256, 192)
+    assert SPEC.oriented((500, 500)) is SPEC  # a square frame keeps the input as it is
+    square = SPEC.with_input_size(256, 256)
+    assert square.oriented((640, 480)) is square
+    turned = SPEC.oriented((1920, 1080))
+    assert turned.num_anchors == SPEC.num_anchors and turned.with_input_size(192, 256) == SPEC
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -187,15 +201,21 @@ def test_eager_detector_matches_reference_processing():
 
     det = load_detector()
     image = read_image_rgb(shared(COCO_DIR) / "000000196141.jpg")
+    size = (image.shape[1], image.shape[0])
+    spec = SPEC.oriented(size)
+    assert det.spec_for(image) == spec and (spec.input_size[0] > spec.input_size[1]) == (size[0] > size[1])
     canvas, lb, logits, box = det.raw(image)
-    np.testing.assert_array_equal(canvas, letterbox(image, SPEC)[0])
+    np.testing.assert_array_equal(canvas, letterbox(image, spec)[0])
     with torch.no_grad():
-        ref_logits, ref_box = det.model(torch.from_numpy(normalize(canvas, SPEC))[None])
+        ref_logits, ref_box = det.model(torch.from_numpy(normalize(canvas, spec))[None])
     np.testing.assert_array_equal(logits, ref_logits[0].numpy())
-    boxes, scores = postprocess(logits, box, SPEC, lb, (image.shape[1], image.shape[0]))
+    boxes, scores = postprocess(logits, box, spec, lb, size)
     found = det(image)
     assert len(found) == len(boxes) >= 2
     np.testing.assert_allclose([d.box for d in found], boxes)
+    # orient=False letterboxes into the input as given: what a fixed-size artifact computes
+    fixed = load_detector(orient=False)
+    assert fixed.spec_for(image) == SPEC and fixed.raw(image)[0].shape == (256, 192, 3)
 
 
 def test_eval_with_our_boxes(tmp_path):

@@ -50,7 +50,7 @@ def test_bundle_decodes_like_the_reference():
 
 def test_metadata_checks_name_the_fault():
     meta = build_detector_metadata(SPEC, fmt="tflite", precision="fp32", weights_sha256="0" * 64)
-    assert meta["kind"] == "person_detector" and meta["outputs"]["boxes"]["shape"] == [1, 1344, 4]
+    assert meta["kind"] == "person_detector" and meta["outputs"]["boxes"]["shape"] == [1, 1008, 4]
     bad = json.loads(json.dumps(meta))
     bad["outputs"]["scores"]["shape"] = [1, 2100]
     with pytest.raises(MetadataError, match=r"det.json: outputs.scores.shape: \[1, 2100\] does not match"):
@@ -81,7 +81,7 @@ def test_export_writes_artifacts_sidecars_and_manifest(det_dir):
         assert manifest[name]["model_kind"] == "person_detector" and manifest[name]["role"] == "model"
         assert is_detector_artifact(det_dir / name)
         meta = json.loads(sidecar_path(det_dir / name).read_text())
-        assert meta["format"] == fmt and meta["detector_spec"]["input_size"] == [256, 256]
+        assert meta["format"] == fmt and meta["detector_spec"]["input_size"] == [192, 256]
     assert not list(det_dir.glob(".tmp-*"))
 
 
@@ -152,3 +152,28 @@ def test_coreml_detector_spec(tmp_path):
     assert [o.name for o in io.outputs] == ["boxes", "scores"]
     text = dict(_load_spec(path).description.metadata.userDefined)["starpose.metadata"]
     assert json.loads(text)["kind"] == "person_detector"
+
+
+@pytest.mark.slow
+def test_export_detector_input_option_sets_the_artifact_input(tmp_path):
+    """``export --detector-input 192x256`` (h x w): a landscape detector whose metadata, outputs and
+    parity agree (the default is the upright 256x192 phone frame)."""
+    from click.testing import CliRunner
+
+    from starpose.cli import main
+
+    out = tmp_path / "landscape"
+    r = CliRunner().invoke(main, ["export", "--format", "tflite", "--weights", "random", "--detector-input", "192x256",
+                                  "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "person detector (192x256 input, h x w)" in r.output
+    name = detector_artifact_name("tflite", "fp32")
+    meta = json.loads(sidecar_path(out / name).read_text())
+    assert meta["detector_spec"]["input_size"] == [256, 192] and (meta["input"]["width"], meta["input"]["height"]) == (256, 192)
+    assert meta["outputs"]["scores"]["shape"] == [1, SPEC.with_input_size(256, 192).num_anchors]
+    from mobile_export.verify import verify
+
+    report = verify(out)
+    assert report.ok, report.render()
+    det = [r for r in report.results if r.name == name]
+    assert det and [c.name for c in det[0].checks] == ["integrity", "metadata", "inputs/outputs", "delegation", "parity"]

@@ -22,6 +22,12 @@ from starpose.cli import main
     (["eval", "--dataset", "mpii", "--boxes", "det"], "--boxes det is for --dataset coco or crowdpose"),
     (["eval", "--dataset", "mpii", "--boxes", "ours"], "--boxes ours is for --dataset coco or crowdpose"),
     (["eval", "--dataset", "coco", "--gt-mat", "{ckpt}"], "--gt-mat is for --dataset mpii"),
+    (["export", "--format", "tflite", "--no-detector", "--detector-input", "192x256"],
+     "--detector-input is for exports with the detector"),
+    (["export", "--format", "tflite", "--precision", "int8", "--detector-input", "192x256"],
+     "--detector-input is for exports with the detector"),
+    (["export", "--format", "tflite", "--detector-input", "250x192"], "must be positive multiples of 32"),
+    (["export", "--format", "tflite", "--detector-input", "tall"], "expected HEIGHTxWIDTH"),
 ])
 def test_ignored_option_is_a_usage_error(tmp_path, args, says):
     ckpt = tmp_path / "bogus.pt"

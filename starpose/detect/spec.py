@@ -24,7 +24,7 @@ class DetectorSpec:
     """
 
     name: str = "nanodet_g_person"
-    input_size: tuple[int, int] = (256, 256)
+    input_size: tuple[int, int] = (192, 256)
     mean: tuple[float, float, float] = (123.675, 116.28, 103.53)
     std: tuple[float, float, float] = (58.395, 57.12, 57.375)
     strides: tuple[int, ...] = (8, 16, 32)
@@ -33,7 +33,7 @@ class DetectorSpec:
     score_threshold: float = 0.2
     iou_threshold: float = 0.6
     max_detections: int = 10
-    version: int = 1
+    version: int = 2
 
     def __post_init__(self) -> None:
         w, h = self.input_size
@@ -58,6 +58,17 @@ class DetectorSpec:
     def with_input_size(self, w: int, h: int) -> "DetectorSpec":
         return replace(self, input_size=(int(w), int(h)))
 
+    def oriented(self, image_size: tuple[int, int]) -> "DetectorSpec":
+        """This spec with its input turned to the frame's orientation: ``input_size`` swapped when
+        the frame ``(w, h)`` is landscape and the input portrait or the other way round (a square
+        frame or input keeps it). The network is fully convolutional, so the same weights run at
+        either size; a 4:3 frame then fills a 4:3 input with no padding at all."""
+        iw, ih = int(image_size[0]), int(image_size[1])
+        w, h = self.input_size
+        if (w - h) * (iw - ih) < 0:
+            return replace(self, input_size=(h, w))
+        return self
+
     def override(self, **changes) -> "DetectorSpec":
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
@@ -77,5 +88,8 @@ class DetectorSpec:
         return cls(**known)
 
 
-#: The packaged detector's contract (see ``starpose/assets/detector/README.md``).
+#: The packaged detector's contract (see ``starpose/assets/detector/README.md``). Version 2: the input
+#: is 192x256 (w x h), the phone camera's upright 3:4 frame, where version 1 letterboxed every frame
+#: into 256x256 and spent a quarter of the network on padding; ``PersonDetector`` turns it to each
+#: frame's orientation (:meth:`DetectorSpec.oriented`), ``export --detector-input`` sets the artifact's.
 PERSON_DETECTOR_SPEC = DetectorSpec()
