@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import machine_info, write_json
+from .box_gap import box_iou
+from .common import RESULTS, machine_info, write_json
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -46,16 +47,6 @@ def parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def iou_xywh(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    from starpose.detect.processing import box_iou
-
-    def xyxy(b):
-        b = np.asarray(b, np.float64).reshape(-1, 4)
-        return np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], axis=1)
-
-    return box_iou(xyxy(box)[0], xyxy(boxes))
-
-
 def matched(people: np.ndarray, boxes: np.ndarray) -> int:
     """How many of ``people`` (N, 4 xywh) get one of ``boxes`` (M, 4 xywh, best score first) at
     IoU >= 0.5, one to one."""
@@ -63,7 +54,7 @@ def matched(people: np.ndarray, boxes: np.ndarray) -> int:
         return 0
     free = np.ones(len(people), bool)
     for box in boxes:
-        iou = np.where(free, iou_xywh(box, people), -1.0)
+        iou = np.where(free, box_iou(np.asarray(box)[None], people)[0], -1.0)
         j = int(iou.argmax())
         if iou[j] >= 0.5:
             free[j] = False
@@ -161,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             cells = [f"AR {r['ar']:.3f}"] + [f"{t:g}: {r[f'at_{t:g}']:.3f} / {r[f'at_{t:g}_cap']:.3f} / "
                                              f"{r[f'unmatched_at_{t:g}']:.2f}" for t in args.thresholds]
             print(f"  {key:>9} {payload['gmacs'][key]:.3f} GMACs  " + "   ".join(cells))
-    out = args.out or REPO / "benchmarks" / "results" / f"{payload['date']}-detector-recall.json"
+    out = args.out or RESULTS / f"{payload['date']}-detector-recall.json"
     write_json(out, payload)
     print(f"wrote {out}")
     return 0

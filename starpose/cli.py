@@ -611,7 +611,7 @@ def _detector_spec(value: str | None):
         raise click.BadParameter(str(e), param_hint="--detector-input") from e
 
 
-def _export_detector(formats: list[str], out_dir: str, precision: str, spec=None) -> None:
+def _export_detector(formats: list[str], out_dir: str, precision: str, spec) -> None:
     """The person detector next to the pose artifacts, in those of ``formats`` that hold it."""
     from mobile_export.detector import DETECTOR_FORMATS, export_detector
 
@@ -620,7 +620,6 @@ def _export_detector(formats: list[str], out_dir: str, precision: str, spec=None
         return
     from mobile_export.export import wrote_line
 
-    spec = spec or _detector_spec(None)
     click.echo(f"exporting the person detector ({spec.input_size[1]}x{spec.input_size[0]} input, h x w) as "
                f"{', '.join(chosen)} [{precision}] → {out_dir}")
 
