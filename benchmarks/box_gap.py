@@ -80,7 +80,8 @@ def labelled_people(ann_file: Path) -> tuple[dict[int, list[tuple[int, list[floa
 
 
 def run(ann_file: Path, img_dir: Path, variant: str = "starpose_t", weights: str = "default", flip: bool = True,
-        min_iou: float = 0.5) -> dict:
+        min_iou: float = 0.5, detector_input: tuple[int, int] | None = None) -> dict:
+    """``detector_input``: the detector's ``(w, h)`` before it is turned to each photo (default: the spec's)."""
     import torch
 
     from starpose.data.coco import CocoIndex, coco_det_samples, coco_gt_samples
@@ -94,7 +95,10 @@ def run(ann_file: Path, img_dir: Path, variant: str = "starpose_t", weights: str
     model = load_model(variant, weights)
     spec = model.spec
     index = CocoIndex(ann_file, spec)
-    detections = detect_coco_images(load_detector(), ann_file, img_dir, progress=True)
+    detector = load_detector()
+    if detector_input is not None:
+        detector.spec = detector.spec.with_input_size(*detector_input)
+    detections = detect_coco_images(detector, ann_file, img_dir, progress=True)
     with tempfile.TemporaryDirectory(prefix="starpose-box-gap-") as tmp:
         det_path = Path(tmp) / "person_detections.json"
         write_results(detections, det_path)
@@ -127,6 +131,7 @@ def run(ann_file: Path, img_dir: Path, variant: str = "starpose_t", weights: str
         "variant": variant,
         "weights": weights,
         "flip": flip,
+        "detector_input_hw": [detector.spec.input_size[1], detector.spec.input_size[0]],
         "labelled_people": len(anns),
         "detections": len(det_samples),
         "found_people": len(found),
@@ -149,6 +154,8 @@ def run(ann_file: Path, img_dir: Path, variant: str = "starpose_t", weights: str
 
 
 def main(argv: list[str] | None = None) -> Path:
+    from .detector_recall import parse_size  # here: detector_recall imports box_iou from this module
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--ann-file", type=Path, required=True, help="COCO person_keypoints json")
     ap.add_argument("--img-dir", type=Path, required=True)
@@ -156,6 +163,8 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--weights", default="default")
     ap.add_argument("--no-flip", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--detector-input", type=parse_size, default=None, metavar="HEIGHTxWIDTH",
+                    help="the detector's input before it is turned to each photo (default: the spec's, 224x160)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     import torch
@@ -164,7 +173,8 @@ def main(argv: list[str] | None = None) -> Path:
         if not path.exists():
             raise SystemExit(f"{path}: not found")
     torch.set_num_threads(args.threads)
-    result = run(args.ann_file, args.img_dir, args.variant, args.weights, flip=not args.no_flip)
+    result = run(args.ann_file, args.img_dir, args.variant, args.weights, flip=not args.no_flip,
+                 detector_input=args.detector_input)
     date = datetime.date.today().isoformat()
     out = args.out or Path(__file__).parent / "results" / f"{date}-box-gap.json"
     payload = {"date": date, "benchmark": "box_gap",

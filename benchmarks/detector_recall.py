@@ -1,7 +1,7 @@
 """Person recall of the bundled detector at several input sizes, on COCO-format people.
 
     python -m benchmarks.detector_recall                        # the fixture and ../shared/people/coco
-    python -m benchmarks.detector_recall --inputs 256x256 256x192 --set NAME ANN_FILE IMG_DIR
+    python -m benchmarks.detector_recall --inputs 256x192 224x160 --set NAME ANN_FILE IMG_DIR
 
 Recall = the share of labelled people (not crowd, at least ``--min-keypoints`` labelled keypoints)
 that get a box with IoU >= 0.5; boxes are matched one to one, best score first, each to the
@@ -115,8 +115,8 @@ def measure_set(ann_file: Path, img_dir: Path, sizes: list[tuple[int, int]], ori
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--inputs", nargs="+", type=parse_size, default=[(256, 256), (192, 256)],
-                    help="detector input sizes HEIGHTxWIDTH (default: 256x256 256x192)")
+    ap.add_argument("--inputs", nargs="+", type=parse_size, default=[(192, 256), (160, 224)],
+                    help="detector input sizes HEIGHTxWIDTH (default: 256x192 224x160, the last two spec versions)")
     ap.add_argument("--thresholds", nargs="+", type=float, default=[0.2],
                     help="box score thresholds for the at_T readings (default: 0.2, the spec's)")
     ap.add_argument("--set", nargs=3, action="append", metavar=("NAME", "ANN_FILE", "IMG_DIR"),

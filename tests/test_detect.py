@@ -35,8 +35,8 @@ def test_spec_validates_and_round_trips():
         DetectorSpec(score_threshold=1.5)
     with pytest.raises(ValueError, match="max_detections"):
         DetectorSpec(max_detections=0)
-    assert SPEC.input_size == (192, 256)  # (w, h): the upright 3:4 phone frame
-    assert SPEC.num_anchors == 24 * 32 + 12 * 16 + 6 * 8
+    assert SPEC.input_size == (160, 224) and SPEC.version == 3  # (w, h): an upright phone frame
+    assert SPEC.num_anchors == 20 * 28 + 10 * 14 + 5 * 7
     assert DetectorSpec.from_dict(json.loads(json.dumps(SPEC.to_dict()))) == SPEC
     assert SPEC.with_input_size(320, 192).num_anchors == 40 * 24 + 20 * 12 + 10 * 6
 
@@ -52,19 +52,23 @@ def test_letterbox_transform_and_image():
     canvas, lb = letterbox(img, SPEC.with_input_size(256, 256))
     assert canvas.shape == (256, 256, 3) and canvas.dtype == np.uint8
     assert (canvas[:192] == 200).all() and (canvas[192:] == SPEC.pad_value).all()
-    # the packaged 192x256 input holds an upright 480x640 frame whole, with no padding
-    canvas, lb = letterbox(img.transpose(1, 0, 2).copy(), SPEC)
+    # a 192x256 (w x h) input holds an upright 480x640 frame whole, with no padding; the packaged
+    # 160x224 one at scale 1/3, with the last 11 rows padding
+    canvas, lb = letterbox(img.transpose(1, 0, 2).copy(), SPEC.with_input_size(192, 256))
     assert canvas.shape == (256, 192, 3) and lb.size == (192, 256) and (canvas == 200).all()
+    canvas, lb = letterbox(img.transpose(1, 0, 2).copy(), SPEC)
+    assert canvas.shape == (224, 160, 3) and lb.size == (160, 213) and lb.scale == pytest.approx(1 / 3)
+    assert (canvas[:213] == 200).all() and (canvas[213:] == SPEC.pad_value).all()
 
 
 def test_oriented_turns_the_input_to_the_frame():
     assert SPEC.oriented((480, 640)) is SPEC  # portrait frame, portrait input
-    assert SPEC.oriented((640, 480)).input_size == (256, 192)
+    assert SPEC.oriented((640, 480)).input_size == (224, 160)
     assert SPEC.oriented((500, 500)) is SPEC  # a square frame keeps the input as it is
     square = SPEC.with_input_size(256, 256)
     assert square.oriented((640, 480)) is square
     turned = SPEC.oriented((1920, 1080))
-    assert turned.num_anchors == SPEC.num_anchors and turned.with_input_size(192, 256) == SPEC
+    assert turned.num_anchors == SPEC.num_anchors and turned.with_input_size(160, 224) == SPEC
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -215,7 +219,7 @@ def test_eager_detector_matches_reference_processing():
     np.testing.assert_allclose([d.box for d in found], boxes)
     # orient=False letterboxes into the input as given: what a fixed-size artifact computes
     fixed = load_detector(orient=False)
-    assert fixed.spec_for(image) == SPEC and fixed.raw(image)[0].shape == (256, 192, 3)
+    assert fixed.spec_for(image) == SPEC and fixed.raw(image)[0].shape == (224, 160, 3)
 
 
 def test_eval_with_our_boxes(tmp_path):
@@ -238,3 +242,45 @@ def test_eval_with_our_boxes(tmp_path):
     assert r.exit_code == 0, r.output
     report = json.loads(out.read_text())
     assert report["boxes"] == "ours" and report["num_people"] >= 12 and 0.0 <= report["metrics"]["AP"] <= 1.0
+
+
+def _spy_on_load_detector(monkeypatch) -> list:
+    """Record the spec each ``load_detector`` call gets, then load the real detector."""
+    import starpose.detect as detect
+    from starpose.detect.detector import load_detector
+
+    specs = []
+
+    def spy(weights="default", spec=None, orient=True):
+        specs.append(spec or SPEC)
+        return load_detector(weights, spec, orient)
+
+    monkeypatch.setattr(detect, "load_detector", spy, raising=False)
+    return specs
+
+
+@pytest.mark.parametrize("option, size", [([], (160, 224)), (["--detector-input", "256x192"], (192, 256))])
+def test_predict_detector_input_sets_the_detectors_input(tmp_path, monkeypatch, option, size):
+    from click.testing import CliRunner
+
+    from starpose.cli import main
+
+    specs = _spy_on_load_detector(monkeypatch)
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["predict", "--sample", "--weights", "random", "--out", str(out), *option])
+    assert r.exit_code == 0, r.output
+    assert [s.input_size for s in specs] == [size]
+    assert (out / "results.json").is_file()
+
+
+def test_eval_detector_input_sets_the_detectors_input(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from starpose.cli import main
+
+    specs = _spy_on_load_detector(monkeypatch)
+    r = CliRunner().invoke(main, ["eval", "--ann-file", str(shared(COCO_JSON)), "--img-dir", str(shared(COCO_DIR)),
+                                  "--boxes", "ours", "--detector-input", "256x192", "--weights", "random",
+                                  "--no-flip"])
+    assert r.exit_code == 0, r.output
+    assert [s.input_size for s in specs] == [(192, 256)]

@@ -50,7 +50,7 @@ def test_bundle_decodes_like_the_reference():
 
 def test_metadata_checks_name_the_fault():
     meta = build_detector_metadata(SPEC, fmt="tflite", precision="fp32", weights_sha256="0" * 64)
-    assert meta["kind"] == "person_detector" and meta["outputs"]["boxes"]["shape"] == [1, 1008, 4]
+    assert meta["kind"] == "person_detector" and meta["outputs"]["boxes"]["shape"] == [1, 735, 4]
     bad = json.loads(json.dumps(meta))
     bad["outputs"]["scores"]["shape"] = [1, 2100]
     with pytest.raises(MetadataError, match=r"det.json: outputs.scores.shape: \[1, 2100\] does not match"):
@@ -81,7 +81,7 @@ def test_export_writes_artifacts_sidecars_and_manifest(det_dir):
         assert manifest[name]["model_kind"] == "person_detector" and manifest[name]["role"] == "model"
         assert is_detector_artifact(det_dir / name)
         meta = json.loads(sidecar_path(det_dir / name).read_text())
-        assert meta["format"] == fmt and meta["detector_spec"]["input_size"] == [192, 256]
+        assert meta["format"] == fmt and meta["detector_spec"]["input_size"] == [160, 224]
     assert not list(det_dir.glob(".tmp-*"))
 
 
@@ -157,7 +157,7 @@ def test_coreml_detector_spec(tmp_path):
 @pytest.mark.slow
 def test_export_detector_input_option_sets_the_artifact_input(tmp_path):
     """``export --detector-input 192x256`` (h x w): a landscape detector whose metadata, outputs and
-    parity agree (the default is the upright 256x192 phone frame)."""
+    parity agree (the default is an upright 224x160 phone frame)."""
     from click.testing import CliRunner
 
     from starpose.cli import main

@@ -28,6 +28,13 @@ from starpose.cli import main
      "--detector-input is for exports with the detector"),
     (["export", "--format", "tflite", "--detector-input", "250x192"], "must be positive multiples of 32"),
     (["export", "--format", "tflite", "--detector-input", "tall"], "expected HEIGHTxWIDTH"),
+    (["eval", "--boxes", "gt", "--detector-input", "256x192"], "--detector-input is for --boxes ours"),
+    (["eval", "--boxes", "ours", "--detector-input", "256x190"], "must be positive multiples of 32"),
+    (["predict", "--sample", "--no-detector", "--detector-input", "256x192"],
+     "--detector-input is for the bundled detector (not with --det or --no-detector)"),
+    (["predict", "--sample", "--det", "{ckpt}", "--detector-input", "256x192"],
+     "--detector-input is for the bundled detector (not with --det or --no-detector)"),
+    (["predict", "--sample", "--detector-input", "wide"], "expected HEIGHTxWIDTH"),
 ])
 def test_ignored_option_is_a_usage_error(tmp_path, args, says):
     ckpt = tmp_path / "bogus.pt"

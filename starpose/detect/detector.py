@@ -24,7 +24,7 @@ class PersonDetector:
     """Letterbox → network → :func:`starpose.detect.processing.postprocess`.
 
     With ``orient`` (the default) each frame is letterboxed into the spec's input turned to the
-    frame's orientation (:meth:`DetectorSpec.oriented`: 192x256 for a portrait frame, 256x192 for
+    frame's orientation (:meth:`DetectorSpec.oriented`: 160x224 (w x h) for a portrait frame, 224x160 for
     a landscape one), as an app does by exporting the detector at its camera's orientation; off,
     every frame goes into ``spec.input_size`` as it is (what a fixed-size artifact computes)."""
 

@@ -17,7 +17,7 @@ public struct DetectorSpec: Equatable {
     public var iouThreshold: Double
     public var maxDetections: Int
 
-    public init(inputWidth: Int = 256, inputHeight: Int = 256, mean: [Double] = [123.675, 116.28, 103.53],
+    public init(inputWidth: Int = 160, inputHeight: Int = 224, mean: [Double] = [123.675, 116.28, 103.53],
                 std: [Double] = [58.395, 57.12, 57.375], strides: [Int] = [8, 16, 32], regMax: Int = 10, padValue: Int = 0,
                 scoreThreshold: Double = 0.2, iouThreshold: Double = 0.6, maxDetections: Int = 10) throws {
         guard let big = strides.max() else { throw MetadataError("detector spec has no strides") }

@@ -24,7 +24,7 @@ func splitDetectorOutputs(_ a: [Float], _ b: [Float], anchors: Int) throws -> (b
 }
 
 #if canImport(CoreML) && canImport(CoreVideo)
-/// Core ML runtime for `person_detector_<p>.mlpackage` (image input, RGB, at the size its metadata gives: 192x256 by default).
+/// Core ML runtime for `person_detector_<p>.mlpackage` (image input, RGB, at the size its metadata gives: 160x224 (w x h) by default).
 public final class CoreMLPersonDetector: PersonDetector {
     public let metadata: DetectorMetadata
     private let model: MLModel

@@ -12,8 +12,8 @@ import kotlin.math.exp
 
 /** `DetectorSpec`: input size (w, h), normalization, strides, box distribution, NMS settings. */
 class DetectorSpec(
-    val inputWidth: Int = 256,
-    val inputHeight: Int = 256,
+    val inputWidth: Int = 160,
+    val inputHeight: Int = 224,
     val mean: DoubleArray = doubleArrayOf(123.675, 116.28, 103.53),
     val std: DoubleArray = doubleArrayOf(58.395, 57.12, 57.375),
     val strides: IntArray = intArrayOf(8, 16, 32),
