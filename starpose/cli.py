@@ -319,7 +319,7 @@ _EVAL_RECIPE = {"coco": "coco_256x192_t", "crowdpose": "crowdpose_256x192_t", "m
 @click.option("--det-file", type=click.Path(dir_okay=False), help="COCO-results detections (default: the data set's).")
 @click.option("--detector-input", default=None, metavar="HEIGHTxWIDTH",
               help="--boxes ours: the detector's input before it is turned to each photo (default 224x160; "
-                   "256x192 finds more small people, 1.4x the detector's time).")
+                   "256x192 finds more small people, 1.35x the detector's time).")
 @click.option("--gt-mat", type=click.Path(dir_okay=False), help="MPII mpii_gt_val.mat (default: the data set's).")
 @click.option("--variant", default="starpose_t", show_default=True)
 @click.option("--weights", default="default", show_default=True, help="default | random | PATH")
@@ -551,7 +551,7 @@ def _export_formats() -> list[str]:
                    "(executorch, tflite, coreml; fp32/fp16).")
 @click.option("--detector-input", default=None, metavar="HEIGHTxWIDTH",
               help="The detector artifact's input, e.g. 160x224 for an app whose camera frames are landscape, "
-                   "256x192 to find more small people at 1.4x the time (default 224x160: an upright phone "
+                   "256x192 to find more small people at 1.35x the time (default 224x160: an upright phone "
                    "frame; multiples of 32).")
 def export_cmd(fmt, precision, variant, weights, seed, out_dir, affine, raw_outputs, scheme, calib_data,
                calib_images, calib_limit, qat_checkpoint, int8_depthwise, int8_float, detector, detector_input) -> None:
@@ -847,7 +847,7 @@ def bench_cmd(artifacts, threads, runs, rounds, warmup, eager, variant, weights,
               help="Video: run the detector every N frames (and when a track is lost); track ROIs in between.")
 @click.option("--detector-input", default=None, metavar="HEIGHTxWIDTH",
               help="The detector's input before it is turned to each photo (default 224x160; 256x192 finds "
-                   "more small people, 1.4x the detector's time).")
+                   "more small people, 1.35x the detector's time).")
 @click.option("--kpt-thr", type=float, default=None, help="Keypoint score to draw (default: the weights' calibrated value).")
 @click.option("--flip/--no-flip", default=False, show_default=True, help="Test-time flip averaging.")
 @click.option("--smooth/--no-smooth", default=True, show_default=True, help="One Euro smoothing on video.")
