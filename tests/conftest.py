@@ -64,6 +64,25 @@ ALLOWED_SKIPS: list[tuple[str, str]] = [
 ]
 
 
+
+def syntax_errors(parser, source: bytes) -> list[str]:
+    """Where a tree-sitter ``parser`` (the Kotlin or Swift grammar) finds errors in ``source``:
+    ``line L, column C: text`` for each ERROR or missing node (the app tests' syntax check)."""
+    out: list[str] = []
+
+    def walk(node) -> None:
+        if node.type == "ERROR" or node.is_missing:
+            row, col = node.start_point
+            out.append(f"line {row + 1}, column {col + 1}: {node.text[:60]!r}")
+        for child in node.children:
+            walk(child)
+
+    tree = parser.parse(source)
+    walk(tree.root_node)
+    if tree.root_node.has_error and not out:
+        out.append("parse error")
+    return out
+
 def skip_allowed(reason: str) -> bool:
     return any(re.search(pattern, reason) for pattern, _ in ALLOWED_SKIPS)
 

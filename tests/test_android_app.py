@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import syntax_errors
+
 REPO = Path(__file__).resolve().parents[1]
 ANDROID = REPO / "android_demo"
 APP = ANDROID / "app"
@@ -23,23 +25,6 @@ def _kotlin_parser():
     import tree_sitter as ts
     import tree_sitter_kotlin as grammar
     return ts.Parser(ts.Language(grammar.language()))
-
-
-def _syntax_errors(parser, source: bytes) -> list[str]:
-    out: list[str] = []
-
-    def walk(node) -> None:
-        if node.type == "ERROR" or node.is_missing:
-            row, col = node.start_point
-            out.append(f"line {row + 1}, column {col + 1}: {node.text[:60]!r}")
-        for child in node.children:
-            walk(child)
-
-    tree = parser.parse(source)
-    walk(tree.root_node)
-    if tree.root_node.has_error and not out:
-        out.append("parse error")
-    return out
 
 
 def test_kotlin_sources_exist() -> None:
@@ -60,20 +45,20 @@ def test_kotlin_sources_exist() -> None:
 
 @pytest.mark.parametrize("path", KOTLIN_FILES, ids=[p.relative_to(ANDROID).as_posix() for p in KOTLIN_FILES])
 def test_kotlin_file_parses(path: Path) -> None:
-    errors = _syntax_errors(_kotlin_parser(), path.read_bytes())
+    errors = syntax_errors(_kotlin_parser(), path.read_bytes())
     assert not errors, f"{path.relative_to(REPO)}: " + "; ".join(errors[:5])
 
 
 def test_kotlin_parser_rejects_broken_code() -> None:
     parser = _kotlin_parser()
     good = b"package a\n\nclass A(val x: Int) {\n    fun f(): Int = x * 2\n}\n"
-    assert _syntax_errors(parser, good) == []
+    assert syntax_errors(parser, good) == []
     for bad in (
         b"package a\n\nclass A(val x: Int) {\n    fun f(: Int = x * 2\n}\n",  # broken parameter list
         b"fun f() {\n    val x = listOf(1, 2\n}\n",  # unclosed call
         b"class B {\n    fun g() = when (x) { 1 -> }\n}\n",  # empty branch
     ):
-        assert _syntax_errors(parser, bad), bad
+        assert syntax_errors(parser, bad), bad
 
 
 def _catalog() -> dict:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import syntax_errors
+
 REPO = Path(__file__).resolve().parents[1]
 IOS = REPO / "ios_demo"
 KIT = IOS / "StarPoseKit"
@@ -27,23 +29,6 @@ def parser():
     import tree_sitter as ts
     import tree_sitter_swift as grammar
     return ts.Parser(ts.Language(grammar.language()))
-
-
-def syntax_errors(parser, source: bytes) -> list[str]:
-    out: list[str] = []
-
-    def walk(node) -> None:
-        if node.type == "ERROR" or node.is_missing:
-            row, col = node.start_point
-            out.append(f"line {row + 1}, column {col + 1}: {node.text[:60]!r}")
-        for child in node.children:
-            walk(child)
-
-    tree = parser.parse(source)
-    walk(tree.root_node)
-    if tree.root_node.has_error and not out:
-        out.append("parse error")
-    return out
 
 
 def declarations(parser, path: Path) -> dict[str, set[str]]:
