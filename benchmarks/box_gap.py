@@ -86,7 +86,7 @@ def run(ann_file: Path, img_dir: Path, variant: str = "starpose_t", weights: str
 
     from starpose.data.coco import CocoIndex, coco_det_samples, coco_gt_samples
     from starpose.data.topdown import TopDownDataset
-    from starpose.detect import load_detector
+    from starpose.detect import PERSON_DETECTOR_SPEC, load_detector
     from starpose.detect.coco import detect_coco_images
     from starpose.evaluation.oks import coco_keypoint_eval, write_results
     from starpose.inference import run_topdown, to_coco_results
@@ -95,9 +95,8 @@ def run(ann_file: Path, img_dir: Path, variant: str = "starpose_t", weights: str
     model = load_model(variant, weights)
     spec = model.spec
     index = CocoIndex(ann_file, spec)
-    detector = load_detector()
-    if detector_input is not None:
-        detector.spec = detector.spec.with_input_size(*detector_input)
+    det_spec = None if detector_input is None else PERSON_DETECTOR_SPEC.with_input_size(*detector_input)
+    detector = load_detector(spec=det_spec)
     detections = detect_coco_images(detector, ann_file, img_dir, progress=True)
     with tempfile.TemporaryDirectory(prefix="starpose-box-gap-") as tmp:
         det_path = Path(tmp) / "person_detections.json"

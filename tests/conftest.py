@@ -64,7 +64,6 @@ ALLOWED_SKIPS: list[tuple[str, str]] = [
 ]
 
 
-
 def syntax_errors(parser, source: bytes) -> list[str]:
     """Where a tree-sitter ``parser`` (the Kotlin or Swift grammar) finds errors in ``source``:
     ``line L, column C: text`` for each ERROR or missing node (the app tests' syntax check)."""
@@ -82,6 +81,7 @@ def syntax_errors(parser, source: bytes) -> list[str]:
     if tree.root_node.has_error and not out:
         out.append("parse error")
     return out
+
 
 def skip_allowed(reason: str) -> bool:
     return any(re.search(pattern, reason) for pattern, _ in ALLOWED_SKIPS)
