@@ -473,3 +473,125 @@ def test_cli_eval_lsp_names_the_missing_joints_file(tmp_path):
     assert r.exit_code != 0 and str(tmp_path / "joints.mat") in r.output
     r = CliRunner().invoke(main, ["eval", "--dataset", "coco", "--ids", "1-2"])
     assert r.exit_code != 0 and "--ids is for --dataset lsp" in r.output
+
+
+# ---------------------------------------------------------------- detector boxes (train --det-box-prob)
+
+
+def _boxes_file(path: Path, boxes: dict) -> Path:
+    path.write_text(json.dumps({"source": "c", "boxes": boxes}))
+    return path
+
+
+def test_detector_boxes_are_attached_and_cropped_from(tmp_path):
+    from starpose.processing import bbox_xywh_to_cs
+
+    coco = write_coco(tmp_path / "c", 2)
+    det = [20.0, 14.0, 80.0, 170.0]
+    _boxes_file(tmp_path / "boxes.json", {"1": det + [0.9, 0.8]})
+    mix = load_mix(write_mix(tmp_path, [{"name": "c", "format": "coco", "path": "{d}/c/person_keypoints.json",
+                                         "boxes": "{d}/boxes.json"}]))
+    assert mix.summary()["sources"][0]["detector_boxes"] is True
+    samples = source_samples(mix.sources[0], COCO_SPEC)
+    assert samples[0].extra["det_box"].tolist() == det and "det_box" not in samples[1].extra
+    gt_c, gt_s = bbox_xywh_to_cs(samples[0].bbox, COCO_SPEC.input_size, COCO_SPEC.bbox_padding)
+    det_c, det_s = bbox_xywh_to_cs(np.array(det), COCO_SPEC.input_size, COCO_SPEC.bbox_padding)
+    assert not np.allclose(gt_c, det_c)
+    only = dict(flip_prob=0.0, half_body_prob=0.0, shift_prob=0.0, scale_prob=0.0, rotate_prob=0.0)
+    always = TopDownDataset(samples, COCO_SPEC, train=True, augment=AugmentConfig(**only, det_box_prob=1.0))
+    never = TopDownDataset(samples, COCO_SPEC, train=True, augment=AugmentConfig(**only))
+    np.testing.assert_allclose(always[0]["center"].numpy(), det_c)
+    np.testing.assert_allclose(always[0]["scale"].numpy(), det_s)
+    np.testing.assert_allclose(never[0]["center"].numpy(), gt_c)
+    # a person without a detector box crops from their own, whatever the probability
+    np.testing.assert_allclose(always[1]["center"].numpy(), never[1]["center"].numpy())
+    # half of the draws with p = 0.5, and the other augmentations' draws unchanged by it
+    half = TopDownDataset(samples, COCO_SPEC, train=True, augment=AugmentConfig(det_box_prob=0.5))
+    full = TopDownDataset(samples, COCO_SPEC, train=True, augment=AugmentConfig())
+    from_det = 0
+    for key in range(0, 80, 2):  # person 0
+        same = np.allclose(half[key]["center"].numpy(), full[key]["center"].numpy())
+        from_det += not same
+    assert 10 <= from_det <= 30, from_det
+    for key in range(1, 21, 2):  # person 1 has no detector box: identical samples
+        torch.testing.assert_close(half[key]["image"], full[key]["image"])
+    assert coco.is_file()
+
+
+@pytest.mark.parametrize("content,msg", [
+    (None, "detector-box file not found"),
+    ("[1, 2]", "'boxes' object"),
+    ({"1": [1, 2, "x", 4]}, "must be"),
+    ({"1": [1, 2, 0, 4]}, "w, h > 0"),
+    ({"1": [1, 2]}, "must be"),
+    ({"77": [1, 2, 30, 40]}, "none of its 1 boxes belongs to a person of source 'c'"),
+])
+def test_bad_detector_box_files_are_refused_naming_them(tmp_path, content, msg):
+    write_coco(tmp_path / "c", 2)
+    p = tmp_path / "boxes.json"
+    if isinstance(content, dict):
+        _boxes_file(p, content)
+    elif content is not None:
+        p.write_text(content)
+    mix = load_mix(write_mix(tmp_path, [{"name": "c", "format": "coco", "path": "{d}/c/person_keypoints.json",
+                                         "boxes": "{d}/boxes.json"}]))
+    with pytest.raises(DataError, match=msg) as e:
+        source_samples(mix.sources[0], COCO_SPEC)
+    assert "boxes.json" in str(e.value)
+
+
+def test_cli_det_box_prob_needs_a_mix_with_boxes(tmp_path):
+    from click.testing import CliRunner
+
+    from starpose.cli import main
+
+    cfg = _mix_cfg(tmp_path)
+    r = CliRunner().invoke(main, ["train", "--source", f"x=lsp:{tmp_path / 'lsp'}", "--det-box-prob", "0.5",
+                                  "--work-dir", str(tmp_path / "w")])
+    assert r.exit_code == 2 and "--det-box-prob" in r.output and "--mix" in r.output
+    r = CliRunner().invoke(main, ["train", "--mix", cfg.mix, "--det-box-prob", "0.5", "--no-aug",
+                                  "--work-dir", str(tmp_path / "w")])
+    assert r.exit_code == 2 and "--no-aug" in r.output
+    r = CliRunner().invoke(main, ["train", "--mix", cfg.mix, "--det-box-prob", "1.5", "--work-dir", str(tmp_path / "w")])
+    assert r.exit_code == 2 and "1.5" in r.output
+    r = CliRunner().invoke(main, ["train", "--mix", cfg.mix, "--det-box-prob", "0.5", "--epochs", "1", "--quiet",
+                                  "--work-dir", str(tmp_path / "w")])
+    assert r.exit_code == 1 and "needs detector boxes" in r.output and "detector_boxes.py" in r.output
+    assert not (tmp_path / "w").exists(), "nothing is written before the inputs are checked"
+
+
+def test_training_with_detector_boxes_records_it(tmp_path):
+    from safetensors import safe_open
+
+    from starpose.train.loop import train
+
+    cfg = _mix_cfg(tmp_path, epochs=1)
+    _boxes_file(tmp_path / "c_boxes.json", {"1": [20.0, 14.0, 80.0, 170.0, 0.9, 0.8]})
+    d = json.loads(Path(cfg.mix).read_text())
+    d["sources"][1]["boxes"] = "{d}/c_boxes.json"
+    Path(cfg.mix).write_text(json.dumps(d))
+    logs = []
+    train(cfg.override(det_box_prob=0.5), tmp_path / "a", progress=False, log=logs.append)
+    assert any("detector boxes: 1 of 6 people, used 50% of the time" in line for line in logs), logs
+    with safe_open(str(tmp_path / "a" / "final.safetensors"), "pt") as f:
+        meta = f.metadata()
+    assert json.loads(meta["lineage"])[-1]["det_box_prob"] == 0.5
+    assert json.loads(meta["mix"])["sources"][1]["detector_boxes"] is True
+
+
+def test_detector_boxes_recipe_matches_by_iou():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "recipes" / "default_weights" / "detector_boxes.py"
+    spec = importlib.util.spec_from_file_location("_recipe_detector_boxes", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    det = np.array([[0, 0, 10, 10], [100, 100, 50, 100], [105, 95, 50, 100]], np.float64)
+    np.testing.assert_allclose(mod.iou_xywh(np.array([0, 0, 10, 10.0]), det), [1.0, 0.0, 0.0])
+    np.testing.assert_allclose(mod.iou_xywh(np.array([5, 0, 10, 10.0]), det[:1]), [50 / 150])
+    got = mod.match_people([np.array([100, 100, 50, 100.0]), np.array([0, 0, 30, 30.0]), None,
+                            np.array([300, 300, 10, 10.0])], det, np.array([0.9, 0.8, 0.7]), 0.5)
+    assert got[0] == (1, 1.0)
+    assert got[1] is None  # IoU 100/900 with the small box: a miss
+    assert got[2] is None and got[3] is None
+    assert mod.match_people([np.array([0, 0, 1, 1.0])], np.zeros((0, 4)), np.zeros(0), 0.5) == [None]

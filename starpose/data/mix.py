@@ -43,6 +43,7 @@ from .errors import DataError
 from .topdown import PersonSample
 
 __all__ = ["Source", "Mix", "load_mix", "parse_source", "MixSampler", "load_holdout", "source_samples",
+           "read_detector_boxes", "attach_detector_boxes",
            "FORMATS", "LABELS"]
 
 FORMATS = ("coco", "lsp")
@@ -60,6 +61,7 @@ class Source:
     labels: str = "human"  # human | teacher | mixed (what the keypoints come from)
     teacher_weight: float = 1.0  # loss weight of teacher-labelled keypoints
     holdout_key: str | None = None  # key in the holdout file (None: the name; "": nothing held out)
+    boxes: str = ""  # the person detector's box per person (recipes/default_weights/detector_boxes.py; "" none)
 
     def key(self) -> str:
         return self.name if self.holdout_key is None else self.holdout_key
@@ -92,7 +94,8 @@ class Mix:
         return {"name": self.name, "epoch_size": self.epoch_size,
                 "holdout": Path(self.holdout).name if self.holdout else "",
                 "sources": [{"name": s.name, "format": s.format, "labels": s.labels, "weight": s.weight,
-                             "teacher_weight": s.teacher_weight} for s in self.sources]}
+                             "teacher_weight": s.teacher_weight, **({"detector_boxes": True} if s.boxes else {})}
+                            for s in self.sources]}
 
     def describe(self) -> str:
         tot = sum(s.weight for s in self.sources)
@@ -139,7 +142,7 @@ def load_mix(path: str | Path, root_overrides: dict[str, str] | None = None,
         roots[k] = str((base / v).resolve()) if not Path(v).is_absolute() else v
     for k, v in (root_overrides or {}).items():
         roots[k] = str(Path(v).resolve())
-    known = {"name", "format", "path", "images", "weight", "labels", "teacher_weight", "holdout_key"}
+    known = {"name", "format", "path", "images", "weight", "labels", "teacher_weight", "holdout_key", "boxes"}
     sources = []
     for i, raw in enumerate(d["sources"]):
         if not isinstance(raw, dict):
@@ -151,7 +154,7 @@ def load_mix(path: str | Path, root_overrides: dict[str, str] | None = None,
             if req not in raw:
                 raise DataError(path, f"source #{i + 1}: missing '{req}'")
         kw = dict(raw)
-        for key in ("path", "images"):
+        for key in ("path", "images", "boxes"):
             if kw.get(key):
                 p = Path(_substitute(path, kw[key], roots))
                 kw[key] = str(p if p.is_absolute() else (base / p).resolve())
@@ -216,6 +219,48 @@ def _coco_images_dir(src: Source) -> Path:
     return json_dir / "images" if (json_dir / "images").is_dir() else json_dir
 
 
+def read_detector_boxes(path: str | Path) -> dict[int, np.ndarray]:
+    """A detector-box file (recipes/default_weights/detector_boxes.py): the detector's box
+    ``(x, y, w, h)`` per annotation id. A missing file or a malformed entry is a DataError naming it."""
+    from .coco import load_json
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "detector-box file not found (make it with "
+                              "python recipes/default_weights/detector_boxes.py)")
+    d = load_json(path)
+    boxes = d.get("boxes") if isinstance(d, dict) else None
+    if not isinstance(boxes, dict):
+        raise DataError(path, "expected a JSON object with a 'boxes' object of annotation id -> [x, y, w, h, ...]")
+    out = {}
+    for k, v in boxes.items():
+        try:
+            ann_id = int(k)
+            box = np.asarray(v[:4], dtype=np.float64)
+        except (TypeError, ValueError, IndexError) as e:
+            raise DataError(path, f"box of annotation {k!r} must be [x, y, w, h, ...] numbers, got {v!r:.60}") from e
+        if box.shape != (4,) or not np.isfinite(box).all() or box[2] <= 0 or box[3] <= 0:
+            raise DataError(path, f"box of annotation {k!r} must be finite [x, y, w, h] with w, h > 0, got {v!r:.60}")
+        out[ann_id] = box
+    return out
+
+
+def attach_detector_boxes(src: Source, samples: list[PersonSample]) -> int:
+    """Put the source's detector box of each person into ``extra["det_box"]``; how many got one.
+    A file naming no person of the source is an error (it belongs to another source)."""
+    boxes = read_detector_boxes(src.boxes)
+    n = 0
+    for s in samples:
+        box = boxes.get(int(s.ann_id))
+        if box is not None:
+            s.extra["det_box"] = box
+            n += 1
+    if boxes and samples and n == 0:
+        raise DataError(src.boxes, f"none of its {len(boxes)} boxes belongs to a person of source {src.name!r} "
+                                   "(annotation ids differ: made for another source?)")
+    return n
+
+
 def source_samples(src: Source, spec, *, holdout: dict[str, set[int]] | None = None, split: str = "train",
                    check_images: bool = True) -> list[PersonSample]:
     """The people of one source: ``split="train"`` leaves the held-out photos out, ``"val"`` keeps
@@ -252,6 +297,8 @@ def source_samples(src: Source, spec, *, holdout: dict[str, set[int]] | None = N
                 raise DataError(src.path, f"annotation {s.ann_id}: keypoint_labels must be a string of "
                                           f"{spec.num_keypoints} characters from 'h', 't', '-', got {labels!r:.40}")
             s.extra["keypoint_labels"] = labels
+    if src.boxes and split == "train":  # validation crops from the labelled boxes
+        attach_detector_boxes(src, samples)
     for s in samples:
         s.extra["source"] = src.name
         labels = s.extra.get("keypoint_labels", "")

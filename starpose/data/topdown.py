@@ -100,6 +100,10 @@ class TopDownDataset(Dataset):
         s = self.samples[index]
         image = read_image_rgb(s.image_path)
         center, scale = self.center_scale(s)
+        if self.train and self.augment.det_box_prob > 0 and s.extra and s.extra.get("det_box") is not None:
+            # its own stream: the other draws stay what they were without detector boxes
+            if np.random.default_rng((self.seed, self.epoch, key, 1)).random() < self.augment.det_box_prob:
+                center, scale = bbox_xywh_to_cs(s.extra["det_box"], self.spec.input_size, self.spec.bbox_padding)
         kpts = None if s.keypoints is None else np.asarray(s.keypoints, dtype=np.float64).copy()
         vis = None if s.visible is None else np.asarray(s.visible, dtype=np.float64).copy()
         kw = s.extra.get("keypoint_weight") if s.extra else None

@@ -33,6 +33,9 @@ class AugmentConfig:
     blur_prob: float = 0.0
     dropout_prob: float = 0.0
     dropout_size: tuple[float, float] = (0.2, 0.4)  # hole side as a fraction of the crop side
+    # Start from the person detector's box (a sample's ``extra["det_box"]``, from a mix source's
+    # "boxes" file) instead of the labelled one this often: the boxes the model gets at run time.
+    det_box_prob: float = 0.0
 
     @classmethod
     def with_photometric(cls) -> "AugmentConfig":
@@ -41,7 +44,7 @@ class AugmentConfig:
     @classmethod
     def none(cls) -> "AugmentConfig":
         return cls(flip_prob=0.0, half_body_prob=0.0, shift_prob=0.0, scale_prob=0.0, rotate_prob=0.0,
-                   hsv_prob=0.0, blur_prob=0.0, dropout_prob=0.0)
+                   hsv_prob=0.0, blur_prob=0.0, dropout_prob=0.0, det_box_prob=0.0)
 
 
 def truncnorm(rng: np.random.Generator, size: int | tuple[int, ...] = ()) -> np.ndarray:

@@ -40,6 +40,7 @@ class TrainConfig:
     lr_steps: tuple[tuple[int, float], ...] = ((220, 0.1), (250, 0.5))  # (epoch, multiply lr by)
     augment: bool = True
     photometric: bool = False  # + HSV jitter, blur, coarse dropout (not in the release recipe)
+    det_box_prob: float = 0.0  # crop from the person detector's box (mix sources with "boxes") this often
     flip_test: bool = True
     val_interval: int = 10
     num_workers: int = 2

@@ -2,6 +2,7 @@
 exact resume, optional DDP (``torchrun``; gloo on CPU, nccl on GPU) and AMP on CUDA."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -175,7 +176,8 @@ def tune_allocator() -> str:
 def _augment_config(cfg: TrainConfig) -> AugmentConfig:
     if not cfg.augment:
         return AugmentConfig.none()
-    return AugmentConfig.with_photometric() if cfg.photometric else AugmentConfig()
+    aug = AugmentConfig.with_photometric() if cfg.photometric else AugmentConfig()
+    return dataclasses.replace(aug, det_box_prob=cfg.det_box_prob) if cfg.det_box_prob else aug
 
 
 def train(
@@ -216,6 +218,15 @@ def train(
         samples, sizes = build_train_samples(cfg, spec), None
     if not samples:
         raise ValueError(f"{cfg.train_ann}: no person with labelled keypoints to train on")
+    if not 0.0 <= cfg.det_box_prob <= 1.0:
+        raise ValueError(f"det_box_prob must be in [0, 1], got {cfg.det_box_prob}")
+    if cfg.det_box_prob and cfg.augment:
+        with_box = sum(1 for s in samples if s.extra and s.extra.get("det_box") is not None)
+        if not with_box:
+            raise ValueError("--det-box-prob needs detector boxes: give the mix's sources a \"boxes\" file "
+                             "(recipes/default_weights/detector_boxes.py)")
+        if is_main:
+            log(f"detector boxes: {with_box} of {len(samples)} people, used {cfg.det_box_prob:.0%} of the time")
     dataset = TopDownDataset(
         samples, spec, train=True, augment=_augment_config(cfg), seed=cfg.seed
     )
@@ -436,7 +447,7 @@ def _weights_metadata(cfg: TrainConfig, mix, lineage: list[dict], epochs: int, p
     """safetensors metadata: what these weights are and where they come from."""
     run = {"epochs": epochs, "people_seen": people_seen, "batch_size": cfg.batch_size, "base_lr": cfg.base_lr,
            "lr_schedule": cfg.lr_schedule, "ema_decay": cfg.ema_decay, "weight_decay": cfg.weight_decay,
-           "photometric": cfg.photometric,
+           "photometric": cfg.photometric, **({"det_box_prob": cfg.det_box_prob} if cfg.det_box_prob else {}),
            "mix": mix.describe() if mix is not None else Path(cfg.train_ann).name}
     return {"variant": cfg.variant, "epoch": str(epochs), "people_seen": str(people_seen),
             "lineage": json.dumps(lineage + [run]), "val": json.dumps(record.get("val", {})),
