@@ -79,9 +79,28 @@ def labelled_people(ann_file: Path) -> tuple[dict[int, list[tuple[int, list[floa
     return by_image, anns
 
 
+def subset_annotations(ann_file: Path, image_ids: set[int], out: Path) -> Path:
+    """``ann_file`` with only the photos ``image_ids`` (and their annotations), written to ``out``."""
+    doc = json.loads(Path(ann_file).read_text())
+    doc["images"] = [im for im in doc.get("images", []) if int(im["id"]) in image_ids]
+    doc["annotations"] = [a for a in doc.get("annotations", []) if int(a["image_id"]) in image_ids]
+    if not doc["images"]:
+        raise SystemExit(f"{ann_file}: none of its photos is among the {len(image_ids)} chosen image ids")
+    out.write_text(json.dumps(doc))
+    return out
+
+
 def run(ann_file: Path, img_dir: Path, variant: str = "starpose_t", weights: str = "default", flip: bool = True,
-        min_iou: float = 0.5, detector_input: tuple[int, int] | None = None) -> dict:
-    """``detector_input``: the detector's ``(w, h)`` before it is turned to each photo (default: the spec's)."""
+        min_iou: float = 0.5, detector_input: tuple[int, int] | None = None,
+        image_ids: set[int] | None = None) -> dict:
+    """``detector_input``: the detector's ``(w, h)`` before it is turned to each photo (default: the spec's);
+    ``image_ids``: score only these photos of ``ann_file`` (e.g. the held-out ones)."""
+    if image_ids is not None:
+        with tempfile.TemporaryDirectory(prefix="starpose-box-gap-") as tmp:
+            subset = subset_annotations(ann_file, image_ids, Path(tmp) / Path(ann_file).name)
+            photos = len(json.loads(subset.read_text())["images"])
+            out = run(subset, img_dir, variant, weights, flip, min_iou, detector_input)
+        return {**out, "ann_file": str(ann_file), "photos": photos}
     import torch
 
     from starpose.data.coco import CocoIndex, coco_det_samples, coco_gt_samples
@@ -164,6 +183,11 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--detector-input", type=parse_size, default=None, metavar="HEIGHTxWIDTH",
                     help="the detector's input before it is turned to each photo (default: the spec's, 224x160)")
+    ap.add_argument("--holdout", default=None, metavar="KEY",
+                    help="score only the held-out photos of KEY in --holdout-file (e.g. coco: the photos no "
+                         "default-weights run trained on)")
+    ap.add_argument("--holdout-file", type=Path,
+                    default=Path(__file__).resolve().parents[1] / "recipes" / "default_weights" / "holdout.json")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     import torch
@@ -171,9 +195,19 @@ def main(argv: list[str] | None = None) -> Path:
     for path in (args.ann_file, args.img_dir):
         if not path.exists():
             raise SystemExit(f"{path}: not found")
+    image_ids = None
+    if args.holdout:
+        from starpose.data.mix import load_holdout
+
+        held = load_holdout(args.holdout_file)
+        if args.holdout not in held:
+            raise SystemExit(f"{args.holdout_file}: no key {args.holdout!r} (keys: {', '.join(sorted(held))})")
+        image_ids = held[args.holdout]
     torch.set_num_threads(args.threads)
     result = run(args.ann_file, args.img_dir, args.variant, args.weights, flip=not args.no_flip,
-                 detector_input=args.detector_input)
+                 detector_input=args.detector_input, image_ids=image_ids)
+    if args.holdout:
+        result["holdout"] = args.holdout
     date = datetime.date.today().isoformat()
     out = args.out or Path(__file__).parent / "results" / f"{date}-box-gap.json"
     payload = {"date": date, "benchmark": "box_gap",
@@ -181,7 +215,8 @@ def main(argv: list[str] | None = None) -> Path:
                "machine": machine_info(args.threads), "runs": [result]}
     write_json(out, payload)
     r = result
-    print(f"{args.ann_file}: {r['labelled_people']} labelled people, {r['found_people']} found, "
+    print(f"{args.ann_file}{' (held-out ' + args.holdout + ' photos)' if args.holdout else ''}: "
+          f"{r['labelled_people']} labelled people, {r['found_people']} found, "
           f"{r['detections']} detector boxes")
     for k, v in r["AP"].items():
         print(f"  {k:12s} AP {v:.4f}  ({r['ratio_to_gt'][k]}x gt)")

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks.box_gap import best_detection_per_person, box_iou, labelled_people
+from benchmarks.box_gap import best_detection_per_person, box_iou, labelled_people, subset_annotations
 
 
 def test_box_iou_matches_hand_computed_values():
@@ -42,3 +42,18 @@ def test_labelled_people_skip_crowd_and_unlabelled_annotations(tmp_path):
     path.write_text(json.dumps(doc))
     by_image, anns = labelled_people(path)
     assert list(anns) == [1] and by_image == {1: [(1, [0.0, 0.0, 10.0, 10.0])]}
+
+
+def test_subset_keeps_only_the_chosen_photos_and_their_people(tmp_path):
+    doc = {"images": [{"id": i, "file_name": f"{i}.jpg", "width": 64, "height": 64} for i in (1, 2, 3)],
+           "annotations": [{"id": 10 + i, "image_id": i, "bbox": [0, 0, 10, 10], "num_keypoints": 3, "iscrowd": 0}
+                           for i in (1, 2, 3, 3)],
+           "categories": [{"id": 1, "name": "person"}]}
+    path = tmp_path / "ann.json"
+    path.write_text(json.dumps(doc))
+    out = subset_annotations(path, {3, 7}, tmp_path / "sub.json")
+    sub = json.loads(out.read_text())
+    assert [im["id"] for im in sub["images"]] == [3]
+    assert [a["image_id"] for a in sub["annotations"]] == [3, 3] and sub["categories"] == doc["categories"]
+    with pytest.raises(SystemExit, match="ann.json: none of its photos"):
+        subset_annotations(path, {99}, tmp_path / "none.json")
