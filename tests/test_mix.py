@@ -590,8 +590,8 @@ def test_detector_boxes_recipe_matches_by_iou():
     np.testing.assert_allclose(mod.iou_xywh(np.array([0, 0, 10, 10.0]), det), [1.0, 0.0, 0.0])
     np.testing.assert_allclose(mod.iou_xywh(np.array([5, 0, 10, 10.0]), det[:1]), [50 / 150])
     got = mod.match_people([np.array([100, 100, 50, 100.0]), np.array([0, 0, 30, 30.0]), None,
-                            np.array([300, 300, 10, 10.0])], det, np.array([0.9, 0.8, 0.7]), 0.5)
+                            np.array([300, 300, 10, 10.0])], det, 0.5)
     assert got[0] == (1, 1.0)
     assert got[1] is None  # IoU 100/900 with the small box: a miss
     assert got[2] is None and got[3] is None
-    assert mod.match_people([np.array([0, 0, 1, 1.0])], np.zeros((0, 4)), np.zeros(0), 0.5) == [None]
+    assert mod.match_people([np.array([0, 0, 1, 1.0])], np.zeros((0, 4)), 0.5) == [None]

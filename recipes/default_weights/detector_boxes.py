@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -31,17 +29,18 @@ ROOT = HERE.parents[1]
 
 
 def iou_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of one box ``a`` (x, y, w, h) against boxes ``b`` (N, 4)."""
-    x1 = np.maximum(a[0], b[:, 0])
-    y1 = np.maximum(a[1], b[:, 1])
-    x2 = np.minimum(a[0] + a[2], b[:, 0] + b[:, 2])
-    y2 = np.minimum(a[1] + a[3], b[:, 1] + b[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    union = a[2] * a[3] + b[:, 2] * b[:, 3] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+    """IoU of one box ``a`` (x, y, w, h) against boxes ``b`` (N, 4), by the detector's own
+    :func:`starpose.detect.processing.box_iou` (x1, y1, x2, y2)."""
+    from starpose.detect.processing import box_iou
+
+    def xyxy(boxes) -> np.ndarray:
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        return np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
+
+    return box_iou(xyxy(a)[0], xyxy(b))
 
 
-def match_people(people_boxes: list[np.ndarray], det_boxes: np.ndarray, det_scores: np.ndarray,
+def match_people(people_boxes: list[np.ndarray | None], det_boxes: np.ndarray,
                  min_iou: float) -> list[tuple[int, float] | None]:
     """For each person box, (index of the detection overlapping it most, IoU) when IoU >= min_iou."""
     out: list[tuple[int, float] | None] = []
@@ -53,18 +52,6 @@ def match_people(people_boxes: list[np.ndarray], det_boxes: np.ndarray, det_scor
         j = int(np.argmax(ious))
         out.append((j, float(ious[j])) if ious[j] >= min_iou else None)
     return out
-
-
-def write_json_atomic(path: Path, obj: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     from starpose.detect import load_detector
     from starpose.detect.spec import PERSON_DETECTOR_SPEC
     from starpose.spec import COCO_SPEC
+    from starpose.train.checkpoint import atomic_save
 
     torch.set_num_threads(args.threads)
     spec = PERSON_DETECTOR_SPEC
@@ -118,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise DataError(path, str(e)) from e
             det = np.array([d.box for d in found], np.float64).reshape(-1, 4)
             scores = np.array([d.score for d in found], np.float64)
-            for s, m in zip(people, match_people([s.bbox for s in people], det, scores, args.min_iou)):
+            for s, m in zip(people, match_people([s.bbox for s in people], det, args.min_iou)):
                 if m is not None:
                     j, iou = m
                     boxes[str(s.ann_id)] = [round(float(v), 2) for v in det[j]] + [round(float(scores[j]), 4),
@@ -136,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": round(time.perf_counter() - t0, 1),
             "boxes": boxes,
         }
-        write_json_atomic(out_dir / f"{src.name}.json", report)
+        atomic_save(lambda tmp: Path(tmp).write_text(json.dumps(report)), out_dir / f"{src.name}.json")
         print(f"{src.name}: {len(boxes)} of {len(samples)} people matched (IoU >= {args.min_iou}; quartiles "
               f"{report['iou_quartiles']}), {len(by_image)} photos in {report['seconds']} s -> "
               f"{out_dir / (src.name + '.json')}", flush=True)
