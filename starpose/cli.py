@@ -404,11 +404,21 @@ def eval_cmd(dataset, data_root, ids, ann_file, img_dir, boxes, det_file, detect
     click.echo(f"{dataset} ({out['num_people']} people, {boxes} boxes, flip {'on' if flip else 'off'}, {variant}, weights {weights})")
     for k, v in metrics.items():
         click.echo(f"  {k:<{width}}  {v:.4f}")
+    per_keypoint = out.get("per_keypoint")
+    if per_keypoint:
+        click.echo("  per keypoint: OKS similarity, mean over the people who label it (1 = exact; how many in brackets)")
+        name_width = max(len(k) for k in per_keypoint)
+        for name, v in per_keypoint.items():
+            sim = "   -  " if v["similarity"] is None else f"{v['similarity']:.3f}"
+            click.echo(f"    {name:<{name_width}}  {sim}  ({v['labelled']})")
     if json_out:
         from .evaluation.oks import write_results
 
-        write_results({"dataset": dataset, "boxes": boxes, "flip": flip, "variant": variant, "weights": weights,
-                       "num_people": out["num_people"], "metrics": metrics}, json_out)
+        table = {"dataset": dataset, "boxes": boxes, "flip": flip, "variant": variant, "weights": weights,
+                 "num_people": out["num_people"], "metrics": metrics}
+        if per_keypoint:
+            table["per_keypoint"] = per_keypoint
+        write_results(table, json_out)
         click.echo(f"metrics: {json_out}")
 
 

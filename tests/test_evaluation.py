@@ -11,7 +11,7 @@ import pytest
 from starpose import COCO_SPEC, CROWDPOSE_SPEC
 from starpose.evaluation import coco_keypoint_eval, oks_nms, write_results
 
-from conftest import COCO_JSON, CROWD_JSON, shared
+from conftest import COCO_DIR, COCO_JSON, CROWD_JSON, shared
 
 
 def gt_as_results(path, shift=(0.0, 0.0)):
@@ -82,3 +82,84 @@ def test_oks_nms_drops_duplicates_keeps_distinct():
     poses = [{"keypoints": base, "score": 0.9, "area": 5000.0}, {"keypoints": dup, "score": 0.8, "area": 5000.0},
              {"keypoints": far, "score": 0.7, "area": 5000.0}]
     assert oks_nms(poses, 0.9, COCO_SPEC.sigmas) == [0, 2]
+
+
+def _tiny_coco(tmp_path):
+    """Three people, one per photo (no pixels needed: only the labels are scored), one of them
+    leaving the right eye unlabelled; nobody labels the left ear."""
+    rng = np.random.default_rng(3)
+    images, anns = [], []
+    for i, area in enumerate((900.0, 4000.0, 12000.0), start=1):
+        k = np.zeros((17, 3))
+        k[:, 0], k[:, 1], k[:, 2] = rng.uniform(10, 90, 17), rng.uniform(10, 190, 17), 2
+        k[3, 2] = 0  # left ear: nobody
+        if i == 2:
+            k[2, 2] = 0  # right eye: not this person
+        k[k[:, 2] == 0, :2] = 0
+        images.append({"id": i, "file_name": f"{i}.jpg", "width": 100, "height": 200})
+        anns.append({"id": 10 + i, "image_id": i, "category_id": 1, "iscrowd": 0, "area": area,
+                     "bbox": [5.0, 5.0, 90.0, 190.0], "num_keypoints": int((k[:, 2] > 0).sum()),
+                     "keypoints": k.reshape(-1).tolist()})
+    path = tmp_path / "people.json"
+    path.write_text(json.dumps({"images": images, "annotations": anns,
+                                "categories": [{"id": 1, "name": "person", "keypoints": list(COCO_SPEC.keypoint_names)}]}))
+    return path, anns
+
+
+def test_keypoint_similarity_is_the_per_keypoint_part_of_pycocotools_oks(tmp_path):
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    from starpose.evaluation.oks import keypoint_similarity
+
+    path, anns = _tiny_coco(tmp_path)
+    gt = np.stack([np.asarray(a["keypoints"], np.float64).reshape(17, 3) for a in anns])
+    offsets = np.random.default_rng(4).normal(0.0, 3.0, gt[:, :, :2].shape)
+    offsets[:, 0] = 0.0  # the nose exact for everyone
+    pred = gt[:, :, :2] + offsets
+    areas = np.array([a["area"] for a in anns])
+    mean, count = keypoint_similarity(pred, gt[:, :, :2], gt[:, :, 2], areas, COCO_SPEC.sigmas)
+    assert count.tolist() == [3, 3, 2, 0] + [3] * 13
+    assert mean[0] == pytest.approx(1.0) and np.isnan(mean[3])
+    assert np.all((mean[np.isfinite(mean)] > 0) & (mean[np.isfinite(mean)] <= 1))
+    # each person's OKS, as pycocotools computes it for the pair, is the mean of their labelled terms
+    results = [{"image_id": a["image_id"], "category_id": 1, "score": 1.0,
+                "keypoints": np.concatenate([p, np.ones((17, 1))], 1).reshape(-1).tolist()} for a, p in zip(anns, pred)]
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO(str(path))
+        ev = COCOeval(coco, coco.loadRes(results), "keypoints")
+        ev.params.kpt_oks_sigmas = np.asarray(COCO_SPEC.sigmas)
+        ev.evaluate()
+    for i, a in enumerate(anns):
+        m, _ = keypoint_similarity(pred[i:i + 1], gt[i:i + 1, :, :2], gt[i:i + 1, :, 2], areas[i:i + 1], COCO_SPEC.sigmas)
+        assert np.nanmean(m) == pytest.approx(float(ev.ious[(a["image_id"], 1)][0, 0]), rel=1e-12)
+    # the same people, one pixel further off everywhere: every labelled keypoint scores lower
+    worse, _ = keypoint_similarity(pred + np.sign(offsets + 1e-9), gt[:, :, :2], gt[:, :, 2], areas, COCO_SPEC.sigmas)
+    finite = np.isfinite(mean)
+    assert np.all(worse[finite] < mean[finite])
+
+
+def test_eval_reports_per_keypoint_similarity_with_labelled_boxes_only(tmp_path):
+    from click.testing import CliRunner
+
+    from starpose.cli import main
+
+    anns = [a for a in json.loads(shared(COCO_JSON).read_text())["annotations"]
+            if not a.get("iscrowd") and a["num_keypoints"] > 0]
+    labelled = (np.stack([np.asarray(a["keypoints"]).reshape(17, 3)[:, 2] for a in anns]) > 0).sum(0)
+    runner = CliRunner()
+    out = tmp_path / "gt.json"
+    r = runner.invoke(main, ["eval", "--ann-file", str(shared(COCO_JSON)), "--img-dir", str(shared(COCO_DIR)),
+                             "--weights", "random", "--no-flip", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    table = json.loads(out.read_text())["per_keypoint"]
+    assert list(table) == list(COCO_SPEC.keypoint_names)
+    assert [v["labelled"] for v in table.values()] == labelled.tolist()
+    assert all(0.0 <= v["similarity"] <= 1.0 for v in table.values())
+    assert "per keypoint" in r.output and f"left_eye        {table['left_eye']['similarity']:.3f}" in r.output
+    det = tmp_path / "det.json"
+    r = runner.invoke(main, ["eval", "--ann-file", str(shared(COCO_JSON)), "--img-dir", str(shared(COCO_DIR)),
+                             "--boxes", "det", "--det-file", str(shared(COCO_DIR) / "test_coco_det_AP_H_56.json"),
+                             "--weights", "random", "--no-flip", "--json", str(det)])
+    assert r.exit_code == 0, r.output
+    assert "per_keypoint" not in json.loads(det.read_text()) and "per keypoint" not in r.output

@@ -12,7 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["oks_iou", "oks_nms", "coco_keypoint_eval", "COCO_STAT_NAMES", "CROWDPOSE_STAT_NAMES", "write_results"]
+__all__ = ["oks_iou", "oks_nms", "coco_keypoint_eval", "keypoint_similarity", "COCO_STAT_NAMES", "CROWDPOSE_STAT_NAMES",
+           "write_results"]
 
 COCO_STAT_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
 CROWDPOSE_STAT_NAMES = ("AP", "AP50", "AP75", "AR", "AR50", "AR75", "AP(E)", "AP(M)", "AP(H)")
@@ -34,6 +35,29 @@ def oks_iou(kpts: np.ndarray, others: np.ndarray, area: float, other_areas: np.n
         n = np.maximum(ind.sum(-1), 1)
         return val.sum(-1) / n
     return val.mean(-1)
+
+
+def keypoint_similarity(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, areas: np.ndarray,
+                        sigmas: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Per keypoint, the mean of OKS's per-keypoint term ``exp(-d² / (2 · area · (2σ)²))`` over the
+    people who label it, and how many do: ``(mean (K,), count (K,))``, the mean NaN where nobody does.
+
+    ``pred`` and ``gt`` are (N, K, 2) pixel coordinates of the same N people (a pose predicted from
+    each person's own box), ``visible`` (N, K) their labels (> 0: labelled), ``areas`` (N,) the
+    scale COCO's evaluation uses (the annotation's ``area``; CrowdPose: box w x h x 0.53). A person's
+    OKS, as pycocotools computes it for that pair, is the mean of their labelled keypoints' terms:
+    1 is exact, 0.5 is the localisation error OKS 0.5 tolerates for that keypoint.
+    """
+    pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
+    labelled = np.asarray(visible) > 0
+    var = (np.asarray(sigmas, np.float64) * 2) ** 2
+    d2 = ((pred - gt) ** 2).sum(-1)
+    term = np.exp(-d2 / var[None] / (np.asarray(areas, np.float64)[:, None] + np.spacing(1)) / 2)
+    count = labelled.sum(0)
+    total = np.where(labelled, term, 0.0).sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    return mean, count
 
 
 def oks_nms(poses: list[dict], thr: float, sigmas: Sequence[float], vis_thr: float | None = None) -> list[int]:

@@ -9,7 +9,7 @@ from ..data.coco import CocoIndex, coco_det_samples, coco_gt_samples
 from ..data.topdown import TopDownDataset
 from ..inference import run_topdown, to_coco_results
 from ..spec import PoseSpec
-from .oks import coco_keypoint_eval, write_results
+from .oks import coco_keypoint_eval, keypoint_similarity, write_results
 
 __all__ = ["evaluate_coco_style"]
 
@@ -32,8 +32,10 @@ def evaluate_coco_style(
 ) -> dict:
     """OKS AP of ``model`` with GT boxes (``det_file=None``) or detection boxes.
 
-    Returns ``{"metrics": {...}, "results": [...], "num_people": N}``; writes the COCO results JSON
-    to ``results_out`` when given (atomically).
+    Returns ``{"metrics": {...}, "results": [...], "num_people": N}``, with ground-truth boxes also
+    ``"per_keypoint"``: ``{name: {"similarity": mean OKS term, "labelled": people}}``
+    (:func:`~starpose.evaluation.oks.keypoint_similarity`, each person's pose from their own box,
+    before OKS-NMS); writes the COCO results JSON to ``results_out`` when given (atomically).
     """
     index = CocoIndex(ann_file, spec)
     if det_file:
@@ -47,4 +49,25 @@ def evaluate_coco_style(
     if results_out is not None:
         write_results(results, results_out)
     metrics = coco_keypoint_eval(ann_file, results, spec.sigmas, mode=mode)
-    return {"metrics": metrics, "results": results, "num_people": len(samples)}
+    out = {"metrics": metrics, "results": results, "num_people": len(samples)}
+    if not det_file and samples:
+        out["per_keypoint"] = _per_keypoint(index, samples, preds, spec, use_area=mode == "coco")
+    return out
+
+
+def _per_keypoint(index: CocoIndex, samples: list, preds: list[dict], spec: PoseSpec, use_area: bool) -> dict:
+    """Per keypoint name: the mean OKS term of the people who label it, and how many do. The
+    scale is what the evaluation itself uses: COCO's ``area``, CrowdPose's box w x h x 0.53."""
+    import numpy as np
+
+    anns = {int(a.get("id", -1)): a for a in index.annotations}
+    areas = []
+    for s in samples:
+        ann = anns.get(s.ann_id, {})
+        w, h = float(s.bbox[2]), float(s.bbox[3])
+        areas.append(float(ann["area"]) if use_area and "area" in ann else w * h * 0.53)
+    mean, count = keypoint_similarity(np.stack([p["keypoints"][:, :2] for p in preds]),
+                                      np.stack([s.keypoints for s in samples]),
+                                      np.stack([s.visible for s in samples]), np.asarray(areas), spec.sigmas)
+    return {name: {"similarity": None if np.isnan(m) else round(float(m), 4), "labelled": int(n)}
+            for name, m, n in zip(spec.keypoint_names, mean, count)}
