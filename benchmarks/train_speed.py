@@ -4,8 +4,8 @@
     python -m benchmarks.train_speed --setups recipe,fast --rounds 5 --steps 24
 
 Each setup runs in its own process (so that the allocator, the thread count and the OpenMP
-settings really differ), builds the people mix of ``recipes/default_weights/people_mix.json`` from
-``../shared/people`` (or, without it, a generated LSP-format set of drawn people on noise, so the
+settings really differ), builds the people mix of ``recipes/default_weights/people_mix.json`` (``people_mix_human.json``
+when the recipe's teacher labels have not been made; ``--mix`` to choose) from ``../shared/people`` (or, without it, a generated LSP-format set of drawn people on noise, so the
 benchmark still runs on a fresh machine), and times ``--steps`` optimizer steps of
 :func:`starpose.train.loop.train_step` of StarPose-t at 256x192 — the loader's ``__next__`` (decode,
 augmentation, affine crop, SimCC targets, collation) included — after ``--warmup`` untimed steps.
@@ -13,7 +13,9 @@ Rounds are interleaved (A B C, A B C, ...) so that drift of a shared machine hit
 alike; the report gives each setup's median people/s and its ratio to ``recipe``, the recipe the
 default weights were trained with before (batch 16, 2 loader workers, glibc's allocator), measured
 in the same run. Every setup trains the same function: same network, loss, optimizer and
-augmentation; only batch size, threads, workers, allocator and memory layout differ.
+augmentation; only batch size, threads, workers, allocator, memory layout and how the dilated 7x7
+convolutions are computed (``"dilated": "direct"``: one dilated convolution, the code before
+2026-12-04; otherwise by phases, :func:`starpose.models.starpose.dilated_depthwise_by_phases`) differ.
 """
 from __future__ import annotations
 
@@ -30,6 +32,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PEOPLE = REPO.parent / "shared" / "people"
 MIX = REPO / "recipes" / "default_weights" / "people_mix.json"
+# the same human-labelled sources without the teacher labels (data/people_labels, made by the recipe)
+MIX_HUMAN = REPO / "recipes" / "default_weights" / "people_mix_human.json"
+
+
+def default_mix() -> Path:
+    """people_mix.json when its teacher labels have been made, else people_mix_human.json."""
+    return MIX if (REPO / "data" / "people_labels" / "lspet_face.json").is_file() else MIX_HUMAN
 
 
 def _tcmalloc() -> str | None:
@@ -40,20 +49,23 @@ def _tcmalloc() -> str | None:
 
 
 # name → settings. "recipe" is the baseline: the default-weights recipe before this benchmark
-# (recipes/default_weights/run.sh: batch 16, --workers 2, the process's default threads).
+# (recipes/default_weights/run.sh: batch 16, --workers 2, the process's default threads, and the
+# regional mixers' dilated 7x7 convolution as one dilated convolution: "dilated": "direct").
 SETUPS: dict[str, dict] = {
-    "recipe": {"batch": 16, "workers": 2, "threads": 0, "malloc": "glibc"},
+    "recipe": {"batch": 16, "workers": 2, "threads": 0, "malloc": "glibc", "dilated": "direct"},
     "batch32": {"batch": 32, "workers": 2, "threads": 0, "malloc": "glibc"},
     "batch32-w1": {"batch": 32, "workers": 1, "threads": 0, "malloc": "glibc"},
     "batch32-w1-mallopt": {"batch": 32, "workers": 1, "threads": 0, "malloc": "mallopt"},
+    "batch32-w1-mallopt-direct": {"batch": 32, "workers": 1, "threads": 0, "malloc": "mallopt", "dilated": "direct"},
     "fast": {"batch": 32, "workers": 1, "threads": 0, "malloc": "tcmalloc"},
+    "fast-direct": {"batch": 32, "workers": 1, "threads": 0, "malloc": "tcmalloc", "dilated": "direct"},
     "fast-w0": {"batch": 32, "workers": 0, "threads": 0, "malloc": "tcmalloc"},
     "fast-b64": {"batch": 64, "workers": 1, "threads": 0, "malloc": "tcmalloc"},
     "fast-cl": {"batch": 32, "workers": 1, "threads": 0, "malloc": "tcmalloc", "channels_last": True},
     "fast-bf16": {"batch": 32, "workers": 1, "threads": 0, "malloc": "tcmalloc", "bf16": True},
 }
-DEFAULT_SETUPS = ("recipe", "batch32", "batch32-w1", "batch32-w1-mallopt", "fast", "fast-w0", "fast-b64", "fast-cl",
-                  "fast-bf16")
+DEFAULT_SETUPS = ("recipe", "batch32", "batch32-w1", "batch32-w1-mallopt-direct", "batch32-w1-mallopt", "fast-direct",
+                  "fast", "fast-w0", "fast-b64", "fast-cl", "fast-bf16")
 
 
 def _synthetic_people(root: Path, n: int = 256) -> Path:
@@ -88,11 +100,13 @@ def worker(settings: dict) -> dict:
     from starpose.data.topdown import TopDownDataset, collate
     from starpose.data.transforms import AugmentConfig
     from starpose.models import create_model
+    from starpose.models.starpose import RegionalMixer
     from starpose.spec import COCO_SPEC
     from starpose.train.loop import build_mix_samples, train_step, tune_allocator
 
     if settings["threads"]:
         torch.set_num_threads(settings["threads"])
+    RegionalMixer.dilated_by_phases = settings.get("dilated", "phases") == "phases"
     allocator = tune_allocator() if settings["malloc"] == "mallopt" else os.path.basename(
         os.environ.get("LD_PRELOAD", "") or "glibc")
     if settings.get("people"):
@@ -148,7 +162,7 @@ def worker(settings: dict) -> dict:
 
 
 def run_setup(name: str, settings: dict, steps: int, warmup: int, people: Path | None, synthetic: Path | None,
-              timeout: float, threads: int) -> dict:
+              timeout: float, threads: int, mix: Path = MIX) -> dict:
     env = dict(os.environ)
     env.pop("LD_PRELOAD", None)
     env["STARPOSE_MALLOC_TUNING"] = "1" if settings["malloc"] == "mallopt" else "0"
@@ -158,7 +172,7 @@ def run_setup(name: str, settings: dict, steps: int, warmup: int, people: Path |
             return {"status": "skipped", "reason": "libtcmalloc_minimal.so.4 not installed (Debian: libtcmalloc-minimal4)"}
         env["LD_PRELOAD"] = lib
     payload = {**settings, "threads": settings["threads"] or threads, "steps": steps, "warmup": warmup, "people": str(people) if people else "",
-               "mix": str(MIX), "synthetic": str(synthetic) if synthetic else ""}
+               "mix": str(mix), "synthetic": str(synthetic) if synthetic else ""}
     proc = subprocess.run([sys.executable, "-m", "benchmarks.train_speed", "--worker", json.dumps(payload)],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
@@ -172,7 +186,8 @@ def report(results: dict, baseline: str) -> str:
              "|---|---:|---:|---|---|---:|---|---:|"]
     for name, r in results.items():
         s = SETUPS[name]
-        other = ", ".join(k for k in ("channels_last", "bf16") if s.get(k)) or "–"
+        other = ", ".join([k for k in ("channels_last", "bf16") if s.get(k)]
+                          + (["dilated conv direct"] if s.get("dilated") == "direct" else [])) or "–"
         if r.get("median") is None:
             lines.append(f"| {name} | {s['batch']} | {s['workers']} | {s['malloc']} | {other} | {r.get('reason', 'n/a')} | | |")
             continue
@@ -191,6 +206,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--warmup", type=int, default=4)
     ap.add_argument("--baseline", default="recipe")
     ap.add_argument("--people", type=Path, default=PEOPLE, help="../shared/people (synthetic people without it)")
+    ap.add_argument("--mix", type=Path, default=None,
+                    help="the mix to draw people from (default: people_mix.json when its teacher labels exist, "
+                         "else people_mix_human.json)")
     ap.add_argument("--json", type=Path, default=None, help="write the results here (default: benchmarks/results/)")
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads of every setup (pinned)")
@@ -207,14 +225,17 @@ def main(argv: list[str] | None = None) -> None:
     from benchmarks.common import machine_info, write_json
 
     people = args.people if (args.people / "lspet" / "joints.mat").is_file() else None
+    mix = args.mix or default_mix()
+    if args.mix is not None and not args.mix.is_file():
+        raise SystemExit(f"{args.mix}: not found")
     tmp = tempfile.TemporaryDirectory()
     synthetic = None if people else _synthetic_people(Path(tmp.name) / "lsp")
-    print(f"training speed of starpose_t at 256x192 on {'the people mix' if people else 'synthetic people'}: "
+    print(f"training speed of starpose_t at 256x192 on {mix.name if people else 'synthetic people'}: "
           f"{len(names)} setups x {args.rounds} rounds x {args.steps} steps", flush=True)
     results: dict[str, dict] = {n: {"rounds": [], "runs": []} for n in names}
     for r in range(args.rounds):
         for n in names:
-            out = run_setup(n, SETUPS[n], args.steps, args.warmup, people, synthetic, args.timeout, args.threads)
+            out = run_setup(n, SETUPS[n], args.steps, args.warmup, people, synthetic, args.timeout, args.threads, mix)
             results[n]["runs"].append(out)
             if out["status"] == "ok":
                 results[n]["rounds"].append(out["people_per_s"])
@@ -228,7 +249,7 @@ def main(argv: list[str] | None = None) -> None:
     print(table)
     machine = machine_info(args.threads)
     payload = {"benchmark": "train_speed", "date": time.strftime("%Y-%m-%d"), "machine": machine,
-               "data": "people mix" if people else "synthetic", "steps": args.steps, "warmup": args.warmup,
+               "data": mix.name if people else "synthetic", "steps": args.steps, "warmup": args.warmup,
                "rounds": args.rounds, "baseline": args.baseline, "setups": {n: SETUPS[n] for n in names},
                "results": results, "table": table}
     out = args.json or (Path(__file__).parent / "results" / f"{payload['date']}-train-speed.json")

@@ -89,3 +89,53 @@ def test_public_api():
 def test_variant_arguments_can_be_overridden():
     m = create_model("starpose_t", embed_dims=20, num_layers=(2, 2, 3, 2), structure="CP")
     assert m.cfg.embed_dims == 20 and m.cfg.structure == "CP" and hasattr(m.backbone, "prmv1")
+
+
+@pytest.mark.parametrize("n,c,h,w,k,d", [(2, 8, 16, 12, 7, 3), (3, 5, 17, 11, 5, 2), (1, 4, 7, 5, 3, 4), (2, 6, 2, 3, 7, 3)])
+def test_dilated_depthwise_by_phases_is_the_dilated_convolution(n, c, h, w, k, d):
+    """Outputs and all three gradients as the dilated convolution's, also where H and W are not
+    multiples of the dilation (padded up, cropped back) or smaller than the kernel's reach."""
+    from starpose.models.starpose import _by_phases, dilated_depthwise_by_phases
+
+    torch.manual_seed(n * 100 + h)
+    conv = torch.nn.Conv2d(c, c, k, 1, d * (k // 2), d, groups=c)
+    assert _by_phases(conv)
+    x = torch.randn(n, h, w, c).permute(0, 3, 1, 2).requires_grad_(True)  # channels-last, as in the model
+    want = conv(x)
+    got = dilated_depthwise_by_phases(conv, x)
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
+    g = torch.randn_like(want)
+    for a, b in zip(torch.autograd.grad(want, [x, conv.weight, conv.bias], g),
+                    torch.autograd.grad(got, [x, conv.weight, conv.bias], g)):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-4)
+
+
+def test_only_same_padded_stride_one_dilated_depthwise_convolutions_go_by_phases():
+    from starpose.models.starpose import _by_phases
+
+    assert not _by_phases(torch.nn.Conv2d(4, 4, 7, 1, 3, groups=4))  # no dilation: nothing to gain
+    assert not _by_phases(torch.nn.Conv2d(4, 4, 7, 2, 9, 3, groups=4))  # strided
+    assert not _by_phases(torch.nn.Conv2d(4, 4, 7, 1, 3, 3, groups=4))  # not 'same'
+    assert not _by_phases(torch.nn.Conv2d(4, 8, 7, 1, 9, 3, groups=4))  # not depthwise
+    assert not _by_phases(torch.nn.Conv2d(4, 4, 7, 1, 9, 3, groups=4, padding_mode="reflect"))
+
+
+def test_regional_mixer_gives_the_same_outputs_and_gradients_either_way():
+    from starpose.models.starpose import RegionalMixer
+
+    torch.manual_seed(0)
+    mixer = RegionalMixer(16).train()
+    x = torch.randn(2, 13, 10, 16, requires_grad=True)  # NHWC, odd sizes
+    outs = []
+    try:
+        for flag in (False, True):
+            RegionalMixer.dilated_by_phases = flag
+            y = mixer(x)
+            outs.append((y, torch.autograd.grad(y.square().sum(), [x, mixer.dwc[0].weight])))
+    finally:
+        RegionalMixer.dilated_by_phases = True
+    (y0, g0), (y1, g1) = outs
+    torch.testing.assert_close(y1, y0, rtol=0, atol=1e-5)
+    for a, b in zip(g0, g1):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
