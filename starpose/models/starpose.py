@@ -211,8 +211,9 @@ class RegionalMixer(nn.Module):
     ``in(x) * SiLU(act(x))`` → depthwise 7x7 dilation 3 → depthwise 5x5 → GELU → 1x1 → BN.
     """
 
-    #: compute the dilated 7x7 convolution by :func:`dilated_depthwise_by_phases` (same outputs,
-    #: faster on CPU); False runs it as one dilated convolution (``benchmarks.train_speed`` compares).
+    #: on CPU, compute the dilated 7x7 convolution by :func:`dilated_depthwise_by_phases` (same
+    #: outputs, faster there); False runs it as one dilated convolution (``benchmarks.train_speed``
+    #: compares). Other devices always run it directly.
     dilated_by_phases: bool = True
 
     def __init__(self, dim: int) -> None:
@@ -229,7 +230,7 @@ class RegionalMixer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         u = _nchw(self.in_proj(x) * F.silu(self.act_proj(x)))
         dilated, rest = self.dwc[0], self.dwc[1:]
-        if self.dilated_by_phases and _by_phases(dilated):
+        if self.dilated_by_phases and u.device.type == "cpu" and _by_phases(dilated):  # oneDNN's slow path only
             u = dilated_depthwise_by_phases(dilated, u)
         else:
             u = dilated(u)
