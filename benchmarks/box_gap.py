@@ -39,12 +39,9 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of every xywh box in ``a`` (N, 4) with every one in ``b`` (M, 4): (N, M), by the
     detector's own :func:`starpose.detect.processing.box_iou` (xyxy, one box against many)."""
     from starpose.detect.processing import box_iou as iou_xyxy
+    from starpose.detect.processing import xywh_to_xyxy
 
-    def xyxy(boxes) -> np.ndarray:
-        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-        return np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
-
-    mine, others = xyxy(a), xyxy(b)
+    mine, others = xywh_to_xyxy(a), xywh_to_xyxy(b)
     return np.array([iou_xyxy(box, others) for box in mine]).reshape(len(mine), len(others))
 
 

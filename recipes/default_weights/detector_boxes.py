@@ -31,13 +31,9 @@ ROOT = HERE.parents[1]
 def iou_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of one box ``a`` (x, y, w, h) against boxes ``b`` (N, 4), by the detector's own
     :func:`starpose.detect.processing.box_iou` (x1, y1, x2, y2)."""
-    from starpose.detect.processing import box_iou
+    from starpose.detect.processing import box_iou, xywh_to_xyxy
 
-    def xyxy(boxes) -> np.ndarray:
-        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-        return np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
-
-    return box_iou(xyxy(a)[0], xyxy(b))
+    return box_iou(xywh_to_xyxy(a)[0], xywh_to_xyxy(b))
 
 
 def match_people(people_boxes: list[np.ndarray | None], det_boxes: np.ndarray,

@@ -19,6 +19,7 @@ import numpy as np
 from .spec import DetectorSpec
 
 __all__ = [
+    "xywh_to_xyxy",
     "Letterbox",
     "letterbox_transform",
     "letterbox",
@@ -114,6 +115,12 @@ def decode(logits: np.ndarray, box_logits: np.ndarray, spec: DetectorSpec) -> tu
     w, h = spec.input_size
     boxes = np.clip(boxes, 0.0, [w, h, w, h])
     return boxes, _sigmoid(logits)
+
+
+def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
+    """``x, y, w, h`` boxes (any shape ending in 4) as ``x1, y1, x2, y2`` rows (M, 4), float64."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    return np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
 
 
 def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
