@@ -15,7 +15,8 @@ default weights were trained with before (batch 16, 2 loader workers, glibc's al
 in the same run. Every setup trains the same function: same network, loss, optimizer and
 augmentation; only batch size, threads, workers, allocator, memory layout and how the dilated 7x7
 convolutions are computed (``"dilated": "direct"``: one dilated convolution, the code before
-2026-12-04; otherwise by phases, :func:`starpose.models.starpose.dilated_depthwise_by_phases`) differ.
+2026-12-04; otherwise by phases, :func:`starpose.models.starpose.dilated_depthwise_by_phases`) and
+whether the network runs through ``torch.compile`` (``"compile"``) differ.
 """
 from __future__ import annotations
 
@@ -63,6 +64,8 @@ SETUPS: dict[str, dict] = {
     "fast-b64": {"batch": 64, "workers": 1, "threads": 0, "malloc": "tcmalloc"},
     "fast-cl": {"batch": 32, "workers": 1, "threads": 0, "malloc": "tcmalloc", "channels_last": True},
     "fast-bf16": {"batch": 32, "workers": 1, "threads": 0, "malloc": "tcmalloc", "bf16": True},
+    # torch.compile (Inductor, default mode) of the network; compiled during the warm-up steps
+    "batch32-w1-mallopt-compiled": {"batch": 32, "workers": 1, "threads": 0, "malloc": "mallopt", "compile": True},
 }
 DEFAULT_SETUPS = ("recipe", "batch32", "batch32-w1", "batch32-w1-mallopt-direct", "batch32-w1-mallopt", "fast-direct",
                   "fast", "fast-w0", "fast-b64", "fast-cl", "fast-bf16")
@@ -144,6 +147,8 @@ def worker(settings: dict) -> dict:
                 return self.m(x)
 
     net = _BF16(model) if settings.get("bf16") else model
+    if settings.get("compile"):
+        net = torch.compile(net)
     it = iter(loader)
     steps, warmup = settings["steps"], settings["warmup"]
     people = 0
@@ -186,7 +191,7 @@ def report(results: dict, baseline: str) -> str:
              "|---|---:|---:|---|---|---:|---|---:|"]
     for name, r in results.items():
         s = SETUPS[name]
-        other = ", ".join([k for k in ("channels_last", "bf16") if s.get(k)]
+        other = ", ".join([k for k in ("channels_last", "bf16", "compile") if s.get(k)]
                           + (["dilated conv direct"] if s.get("dilated") == "direct" else [])) or "–"
         if r.get("median") is None:
             lines.append(f"| {name} | {s['batch']} | {s['workers']} | {s['malloc']} | {other} | {r.get('reason', 'n/a')} | | |")
