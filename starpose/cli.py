@@ -326,7 +326,8 @@ _EVAL_RECIPE = {"coco": "coco_256x192_t", "crowdpose": "crowdpose_256x192_t", "m
 @click.option("--det-file", type=click.Path(dir_okay=False), help="COCO-results detections (default: the data set's).")
 @click.option("--detector-input", default=None, metavar="HEIGHTxWIDTH",
               help="--boxes ours: the detector's input before it is turned to each photo (default 224x160; "
-                   "256x192 finds more small people, 1.35x the detector's time).")
+                   "larger inputs find more small people: 416x416 at about 4.8x the detector's time, "
+                   "docs/DETECTOR.md).")
 @click.option("--gt-mat", type=click.Path(dir_okay=False), help="MPII mpii_gt_val.mat (default: the data set's).")
 @click.option("--variant", default="starpose_t", show_default=True)
 @click.option("--weights", default="default", show_default=True, help="default | random | PATH")
@@ -863,8 +864,8 @@ def bench_cmd(artifacts, threads, runs, rounds, warmup, eager, variant, weights,
 @click.option("--detect-every", type=click.IntRange(min=1), default=5, show_default=True,
               help="Video: run the detector every N frames (and when a track is lost); track ROIs in between.")
 @click.option("--detector-input", default=None, metavar="HEIGHTxWIDTH",
-              help="The detector's input before it is turned to each photo (default 224x160; 256x192 finds "
-                   "more small people, 1.35x the detector's time).")
+              help="The detector's input before it is turned to each photo (default 224x160; larger inputs find "
+                   "more small people: 416x416 at about 4.8x the detector's time, docs/DETECTOR.md).")
 @click.option("--kpt-thr", type=float, default=None, help="Keypoint score to draw (default: the weights' calibrated value).")
 @click.option("--flip/--no-flip", default=False, show_default=True, help="Test-time flip averaging.")
 @click.option("--smooth/--no-smooth", default=True, show_default=True, help="One Euro smoothing on video.")
