@@ -6,6 +6,7 @@ own progress; what the libraries underneath print is captured and shown only wit
 (accepted by every command) or when their call fails (:mod:`starpose._quiet`)."""
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import click
@@ -318,7 +319,9 @@ _EVAL_RECIPE = {"coco": "coco_256x192_t", "crowdpose": "crowdpose_256x192_t", "m
               help="lsp: LSP / LSPET (--data-root holds joints.mat and images/), PCK@0.2 by torso size.")
 @click.option("--data-root", type=click.Path(file_okay=False), default="data", show_default=True)
 @click.option("--ids", default=None, metavar="RANGES | FILE.json:KEY",
-              help="lsp: the people to score, e.g. 1001-2000 (LSP's test half) or holdout.json:lspet.")
+              help="lsp: the people to score, e.g. 1001-2000 (LSP's test half) or holdout.json:lspet; coco, "
+                   "crowdpose: the photos to score (image ids), e.g. "
+                   "recipes/default_weights/holdout.json:coco.")
 @click.option("--ann-file", type=click.Path(dir_okay=False), help="Annotations (default: the data set's val file under --data-root).")
 @click.option("--img-dir", type=click.Path(file_okay=False), help="Images folder (default: the data set's).")
 @click.option("--boxes", type=click.Choice(["gt", "det", "ours"]), default="gt", show_default=True,
@@ -343,8 +346,11 @@ def eval_cmd(dataset, data_root, ids, ann_file, img_dir, boxes, det_file, detect
     import json
     from pathlib import Path
 
-    if ids and dataset != "lsp":
-        raise click.UsageError("--ids is for --dataset lsp")
+    if ids and dataset == "mpii":
+        raise click.UsageError("--ids is for --dataset lsp, coco or crowdpose")
+    if ids and boxes == "det":
+        raise click.UsageError("--ids chooses photos with --boxes gt or ours; with --boxes det, give an "
+                               "annotation file and a detection file of those photos")
     if detector_input is not None and boxes != "ours":
         raise click.UsageError("--detector-input is for --boxes ours")
     detector_spec = _detector_spec(detector_input)
@@ -394,8 +400,9 @@ def eval_cmd(dataset, data_root, ids, ann_file, img_dir, boxes, det_file, detect
             from .evaluation.runner import evaluate_coco_style
 
             det = (det_file or recipe.val_det) if boxes == "det" else None
-            with _our_boxes(boxes, ann_file, img_dir, detector_spec) as ours:
-                out = evaluate_coco_style(model, spec, ann_file, img_dir, ours or det,
+            with _photo_subset(ann_file, _parse_ids(ids)) as scored, \
+                    _our_boxes(boxes, scored, img_dir, detector_spec) as ours:
+                out = evaluate_coco_style(model, spec, scored, img_dir, ours or det,
                                           mode=dataset if dataset == "crowdpose" else "coco", flip=flip,
                                           batch_size=batch_size, results_out=results_out, progress=True)
     except DataError as e:
@@ -415,12 +422,37 @@ def eval_cmd(dataset, data_root, ids, ann_file, img_dir, boxes, det_file, detect
     if json_out:
         from .evaluation.oks import write_results
 
-        table = {"dataset": dataset, "boxes": boxes, "flip": flip, "variant": variant, "weights": weights,
+        table = {"dataset": dataset, "boxes": boxes, "ids": ids, "flip": flip, "variant": variant, "weights": weights,
                  "num_people": out["num_people"], "metrics": metrics}
         if per_keypoint:
             table["per_keypoint"] = per_keypoint
         write_results(table, json_out)
         click.echo(f"metrics: {json_out}")
+
+
+@contextlib.contextmanager
+def _photo_subset(ann_file: str, image_ids: set[int] | None):
+    """``--ids`` for COCO-style sets: a temporary copy of ``ann_file`` that keeps only those photos
+    (and their annotations); ``ann_file`` itself when no ids are given."""
+    if image_ids is None:
+        yield ann_file
+        return
+    import json
+    import tempfile
+    from pathlib import Path
+
+    try:
+        doc = json.loads(Path(ann_file).read_text())
+        images = [im for im in doc["images"] if int(im["id"]) in image_ids]
+        anns = [a for a in doc["annotations"] if int(a["image_id"]) in image_ids]
+    except (ValueError, KeyError, TypeError) as e:
+        raise click.ClickException(f"{ann_file}: not a COCO annotation file with images and annotations ({e})") from e
+    if not images:
+        raise click.ClickException(f"{ann_file}: none of the {len(image_ids)} image ids of --ids is in it")
+    with tempfile.TemporaryDirectory() as tmp:
+        subset = Path(tmp) / Path(ann_file).name
+        subset.write_text(json.dumps({**doc, "images": images, "annotations": anns}))
+        yield str(subset)
 
 
 def _parse_ids(value: str | None) -> set[int] | None:

@@ -471,8 +471,57 @@ def test_cli_eval_lsp_names_the_missing_joints_file(tmp_path):
 
     r = CliRunner().invoke(main, ["eval", "--dataset", "lsp", "--data-root", str(tmp_path)])
     assert r.exit_code != 0 and str(tmp_path / "joints.mat") in r.output
-    r = CliRunner().invoke(main, ["eval", "--dataset", "coco", "--ids", "1-2"])
-    assert r.exit_code != 0 and "--ids is for --dataset lsp" in r.output
+    r = CliRunner().invoke(main, ["eval", "--dataset", "mpii", "--ids", "1-2"])
+    assert r.exit_code != 0 and "--ids is for --dataset lsp, coco or crowdpose" in r.output
+
+
+def test_cli_eval_coco_scores_only_the_chosen_photos(tmp_path):
+    """``eval --ids FILE.json:KEY`` on a COCO file: the held-out photos of a holdout file, as the
+    recipe's validation scores them; the annotation file itself is left as it was."""
+    from click.testing import CliRunner
+
+    from starpose.cli import main
+
+    ann = write_coco(tmp_path, 4)
+    before = ann.read_text()
+    (tmp_path / "holdout.json").write_text(json.dumps({"coco": [2, 4, 99]}))
+
+    def run(*extra):
+        out = tmp_path / "m.json"
+        r = CliRunner().invoke(main, ["eval", "--ann-file", str(ann), "--img-dir", str(tmp_path / "images"),
+                                      "--weights", "random", "--no-flip", "--json", str(out), *extra])
+        assert r.exit_code == 0, r.output
+        return r.output, json.loads(out.read_text())
+
+    text, saved = run("--ids", f"{tmp_path / 'holdout.json'}:coco")
+    assert "coco (2 people, gt boxes" in text
+    assert saved["num_people"] == 2 and saved["ids"].endswith("holdout.json:coco")
+    assert sum(v["labelled"] for v in saved["per_keypoint"].values()) == 2 * 13
+    _, everyone = run()
+    assert everyone["num_people"] == 4 and everyone["ids"] is None
+    _, ranges = run("--ids", "1-3")
+    assert ranges["num_people"] == 3
+    assert ann.read_text() == before
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--ids", "7-9"], "none of the 3 image ids of --ids is in it"),
+    (["--ids", "1", "--boxes", "det", "--det-file", "DETS"], "--ids chooses photos with --boxes gt or ours"),
+])
+def test_cli_eval_coco_ids_errors(tmp_path, args, msg):
+    from click.testing import CliRunner
+
+    from starpose.cli import main
+
+    ann = write_coco(tmp_path, 2)
+    dets = tmp_path / "dets.json"
+    dets.write_text("[]")
+    args = [str(dets) if a == "DETS" else a for a in args]
+    r = CliRunner().invoke(main, ["eval", "--ann-file", str(ann), "--img-dir", str(tmp_path / "images"),
+                                  "--weights", "random", *args])
+    assert r.exit_code != 0 and msg in r.output, r.output
+    if "none of" in msg:
+        assert str(ann) in r.output
 
 
 # ---------------------------------------------------------------- detector boxes (train --det-box-prob)
