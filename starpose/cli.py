@@ -370,6 +370,7 @@ def eval_cmd(dataset, data_root, ids, ann_file, img_dir, boxes, det_file, detect
     uses_recipe = not (ann_file and img_dir) or (boxes == "det" and not det_file)  # paths under --data-root
     _check_paths(("--ann-file", ann_file, "file"), ("--img-dir", img_dir, "dir"), ("--det-file", det_file, "file"),
                  ("--gt-mat", gt_mat, "file"), ("--data-root", data_root if uses_recipe else None, "dir"))
+    image_ids = _parse_ids(ids)
     _check_weights(weights)
 
     from .data.errors import DataError
@@ -400,7 +401,7 @@ def eval_cmd(dataset, data_root, ids, ann_file, img_dir, boxes, det_file, detect
             from .evaluation.runner import evaluate_coco_style
 
             det = (det_file or recipe.val_det) if boxes == "det" else None
-            with _photo_subset(ann_file, _parse_ids(ids)) as scored, \
+            with _photo_subset(ann_file, image_ids, spec) as scored, \
                     _our_boxes(boxes, scored, img_dir, detector_spec) as ours:
                 out = evaluate_coco_style(model, spec, scored, img_dir, ours or det,
                                           mode=dataset if dataset == "crowdpose" else "coco", flip=flip,
@@ -431,9 +432,10 @@ def eval_cmd(dataset, data_root, ids, ann_file, img_dir, boxes, det_file, detect
 
 
 @contextlib.contextmanager
-def _photo_subset(ann_file: str, image_ids: set[int] | None):
-    """``--ids`` for COCO-style sets: a temporary copy of ``ann_file`` that keeps only those photos
-    (and their annotations); ``ann_file`` itself when no ids are given."""
+def _photo_subset(ann_file: str, image_ids: set[int] | None, spec):
+    """``--ids`` for COCO-style sets: a temporary copy of ``ann_file`` (read and checked by
+    :class:`~starpose.data.coco.CocoIndex`) that keeps only those photos and their annotations;
+    ``ann_file`` itself when no ids are given."""
     if image_ids is None:
         yield ann_file
         return
@@ -441,17 +443,17 @@ def _photo_subset(ann_file: str, image_ids: set[int] | None):
     import tempfile
     from pathlib import Path
 
-    try:
-        doc = json.loads(Path(ann_file).read_text())
-        images = [im for im in doc["images"] if int(im["id"]) in image_ids]
-        anns = [a for a in doc["annotations"] if int(a["image_id"]) in image_ids]
-    except (ValueError, KeyError, TypeError) as e:
-        raise click.ClickException(f"{ann_file}: not a COCO annotation file with images and annotations ({e})") from e
+    from .data.coco import CocoIndex
+    from .data.errors import DataError
+
+    index = CocoIndex(ann_file, spec)
+    images = [im for i, im in index.images.items() if i in image_ids]
     if not images:
-        raise click.ClickException(f"{ann_file}: none of the {len(image_ids)} image ids of --ids is in it")
+        raise DataError(ann_file, f"none of the {len(image_ids)} image ids of --ids is in it")
+    anns = [a for a in index.annotations if int(a["image_id"]) in image_ids]
     with tempfile.TemporaryDirectory() as tmp:
         subset = Path(tmp) / Path(ann_file).name
-        subset.write_text(json.dumps({**doc, "images": images, "annotations": anns}))
+        subset.write_text(json.dumps({**index.data, "images": images, "annotations": anns}))
         yield str(subset)
 
 
