@@ -64,6 +64,8 @@ SETUPS: dict[str, dict] = {
     "fast-b64": {"batch": 64, "workers": 1, "threads": 0, "malloc": "tcmalloc"},
     "fast-cl": {"batch": 32, "workers": 1, "threads": 0, "malloc": "tcmalloc", "channels_last": True},
     "fast-bf16": {"batch": 32, "workers": 1, "threads": 0, "malloc": "tcmalloc", "bf16": True},
+    # bfloat16 autocast of the forward pass, as `train --bf16` does (train_step's use_amp)
+    "batch32-w1-mallopt-bf16": {"batch": 32, "workers": 1, "threads": 0, "malloc": "mallopt", "bf16": True},
     # torch.compile (Inductor, default mode) of the network; compiled during the warm-up steps
     "batch32-w1-mallopt-compiled": {"batch": 32, "workers": 1, "threads": 0, "malloc": "mallopt", "compile": True},
 }
@@ -137,16 +139,7 @@ def worker(settings: dict) -> dict:
     scaler = torch.amp.GradScaler("cuda", enabled=False)
     device = torch.device("cpu")
 
-    class _BF16(torch.nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, x):
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                return self.m(x)
-
-    net = _BF16(model) if settings.get("bf16") else model
+    net = model
     if settings.get("compile"):
         net = torch.compile(net)
     it = iter(loader)
@@ -159,7 +152,7 @@ def worker(settings: dict) -> dict:
         batch = next(it)
         if settings.get("channels_last"):
             batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
-        train_step(net, batch, opt, crit, scaler, device)
+        train_step(net, batch, opt, crit, scaler, device, use_amp=bool(settings.get("bf16")))
         people += batch["image"].shape[0]
     dt = time.perf_counter() - t0
     return {"people_per_s": people / dt, "seconds": dt, "people": people, "threads": torch.get_num_threads(),

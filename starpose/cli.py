@@ -167,13 +167,16 @@ def _split_size(value: str | None) -> tuple[int, int] | None:
 @click.option("--lr-schedule", type=click.Choice(["step", "cosine"]), default=None,
               help="step: --lr-steps; cosine: from --lr to 1%% of it at the last epoch.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="PyTorch intra-op threads.")
+@click.option("--bf16", is_flag=True,
+              help="On a CPU: run the forward pass in bfloat16 autocast (weights, loss and optimizer stay "
+                   "float32). Fast only with AVX512-BF16 or AMX; CUDA uses float16 AMP regardless.")
 @click.option("--work-dir", type=click.Path(file_okay=False), default="runs/train", show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from WORK_DIR/last.pt.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_cmd(config_name, list_configs, data_root, ann_file, img_dir, val_ann_file, val_img_dir, val_det_file,
               dataset, variant, input_size, epochs, batch_size, base_lr, no_scale_lr, warmup_iters, lr_steps,
               val_interval, num_workers, seed, weight_decay, photometric, det_box_prob, no_aug, init_weights, mix_file, sources,
-              source_weights, roots, epoch_size, ema_decay, lr_schedule, threads, work_dir, resume, quiet) -> None:
+              source_weights, roots, epoch_size, ema_decay, lr_schedule, threads, bf16, work_dir, resume, quiet) -> None:
     """Train a variant on a COCO-format folder, a mix of sources (--mix, --source) or a named
     recipe. Multi-process: run it under ``torchrun --nproc-per-node N``."""
     if not list_configs:
@@ -219,6 +222,7 @@ def train_cmd(config_name, list_configs, data_root, ann_file, img_dir, val_ann_f
         mix=str(Path(mix_file).resolve()) if mix_file else None, sources=tuple(sources) or None,
         mix_weights=_pairs(source_weights, float, "--source-weight"), mix_roots=_pairs(roots, str, "--root"),
         epoch_size=epoch_size, ema_decay=ema_decay, lr_schedule=lr_schedule, threads=threads,
+        bf16=True if bf16 else None,
     )
     cfg = cfg.override(
         train_ann=ann_file, train_images=img_dir, val_ann=val_ann_file, val_images=val_img_dir,

@@ -128,3 +128,35 @@ def test_cli_reports_missing_inputs_before_training(tmp_path):
     r = runner.invoke(main, ["eval", "--ann-file", str(shared(COCO_JSON)), "--img-dir", str(shared(COCO_DIR)),
                              "--weights", str(tmp_path / "missing.safetensors")])
     assert r.exit_code != 0 and "missing.safetensors" in r.output
+
+
+def test_bf16_autocast_step_keeps_float32_weights():
+    """`train --bf16` on a CPU: the forward pass runs in bfloat16, the loss, gradients, weights and
+    optimizer state stay float32, and the loss is the float32 loss to bfloat16's precision."""
+    from starpose.data.targets import KLDiscretLoss
+    from starpose.train.loop import train_step
+
+    torch.manual_seed(0)
+    batch = {"image": torch.randn(2, 3, 64, 64), "target_weight": torch.ones(2, 17)}
+    model = create_model("starpose_t", input_size=(64, 64)).train()
+    with torch.no_grad():
+        px, py = model(batch["image"])
+    batch["target_x"] = torch.softmax(torch.randn_like(px), -1)
+    batch["target_y"] = torch.softmax(torch.randn_like(py), -1)
+    losses = {}
+    for amp in (False, True):
+        torch.manual_seed(1)  # the same stochastic-depth draws in both passes
+        net = create_model("starpose_t", input_size=(64, 64)).train()
+        net.load_state_dict(model.state_dict())
+        conv = next(m for m in net.modules() if isinstance(m, torch.nn.Conv2d))
+        seen = []
+        conv.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+        opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+        scaler = torch.amp.GradScaler("cuda", enabled=False)
+        losses[amp] = train_step(net, batch, opt, KLDiscretLoss(use_target_weight=True), scaler,
+                                 torch.device("cpu"), use_amp=amp)
+        assert seen == [torch.bfloat16 if amp else torch.float32]
+        assert all(p.dtype == torch.float32 and p.grad.dtype == torch.float32 for p in net.parameters())
+        assert all(v.dtype == torch.float32 for s in opt.state.values() for v in s.values() if v.is_floating_point())
+    assert np.isfinite(losses[True]) and losses[True] == pytest.approx(losses[False], rel=0.05)
+    assert TrainConfig().bf16 is False

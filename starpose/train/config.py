@@ -46,6 +46,7 @@ class TrainConfig:
     num_workers: int = 2
     seed: int = 0
     amp: bool = True  # only on CUDA
+    bf16: bool = False  # only on a CPU: autocast the forward pass to bfloat16 (fast with AVX512-BF16 / AMX)
     init_weights: str = ""  # checkpoint to start from ("" = random init)
     checkpoint_interval: int = 1
     # Several sources drawn with weights (starpose.data.mix): a mix file and/or --source entries

@@ -253,8 +253,11 @@ def train(
     lr = cfg.lr(world)
     # AdamW: decoupled weight decay (with weight_decay 0, the default, exactly Adam)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
-    use_amp = cfg.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    # Mixed precision: float16 with a loss scaler on CUDA (--amp, the default there); bfloat16 on a
+    # CPU with --bf16 (no scaler: bfloat16 has float32's range). Weights, optimizer, loss and
+    # validation stay float32 either way.
+    use_amp = (cfg.amp and device.type == "cuda") or (cfg.bf16 and device.type == "cpu")
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and device.type == "cuda")
     criterion = KLDiscretLoss(use_target_weight=True)
     ema = None
     if cfg.ema_decay:
@@ -270,7 +273,7 @@ def train(
         state = load_checkpoint(last)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        if "scaler" in state and use_amp:
+        if "scaler" in state and scaler.is_enabled():
             scaler.load_state_dict(state["scaler"])
         if ema is not None:
             if "ema" in state:
@@ -300,7 +303,11 @@ def train(
         n_params = sum(p.numel() for p in model.parameters())
         log(f"training {cfg.variant} ({n_params:,} params) on {len(dataset)} people, {world} process(es), "
             f"lr {lr:.2e}, batch {cfg.batch_size}x{world}, {cfg.epochs} epochs, device {device}, "
-            f"{torch.get_num_threads()} thread(s), {cfg.num_workers} loader worker(s), {allocator}")
+            f"{torch.get_num_threads()} thread(s), {cfg.num_workers} loader worker(s), {allocator}"
+            + (", bfloat16 autocast" if use_amp and device.type == "cpu" else ""))
+        if use_amp and device.type == "cpu" and not _cpu_has_fast_bf16():
+            log("warning: --bf16 on a CPU without AVX512-BF16 or AMX: oneDNN emulates bfloat16, which is "
+                "usually slower than float32 (benchmarks.train_speed measures it)")
         if mix is not None:
             counts = sampler.counts()
             log(f"mix {mix.name}: {per_epoch * world} people per epoch; " + ", ".join(
@@ -397,10 +404,19 @@ def train(
                        final_weights=final, best_metric=best)
 
 
+def _cpu_has_fast_bf16() -> bool:
+    """Whether oneDNN has native bfloat16 kernels on this CPU (AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except (AttributeError, RuntimeError):  # private helpers: absent from some builds
+        return False
+
+
 def train_step(model: torch.nn.Module, batch: dict, optimizer: torch.optim.Optimizer, criterion: torch.nn.Module,
                scaler: torch.amp.GradScaler, device: torch.device, use_amp: bool = False) -> float:
     """One optimizer step on a collated batch; returns the batch's summed loss (not checked for
-    finiteness: the caller decides). ``benchmarks.train_speed`` times exactly this."""
+    finiteness: the caller decides). ``benchmarks.train_speed`` times exactly this. ``use_amp``
+    autocasts the forward pass (float16 on CUDA, bfloat16 on a CPU); the loss is float32."""
     images = batch["image"].to(device, non_blocking=True)
     targets = (batch["target_x"].to(device), batch["target_y"].to(device))
     weights = batch["target_weight"].to(device)
