@@ -1,0 +1,89 @@
+"""recipes/default_weights/average.py: the mean of two weight files of one lineage, with honest
+metadata, and clear errors (nothing written) when the files do not match."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+PATH = Path(__file__).resolve().parents[1] / "recipes" / "default_weights" / "average.py"
+
+
+@pytest.fixture(scope="module")
+def mod():
+    spec = importlib.util.spec_from_file_location("_recipe_average", PATH)
+    m = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m)
+    return m
+
+
+def _write(path: Path, w: float, steps: int = 3, meta: dict | None = None, index: int = 7, **extra) -> Path:
+    sd = {"conv.weight": torch.full((2, 3), w), "bn.num_batches_tracked": torch.tensor(steps),
+          "head.index": torch.tensor([index]), **extra}
+    save_file(sd, str(path), metadata=meta or {})
+    return path
+
+
+def test_mean_and_lineage(mod, tmp_path):
+    a = _write(tmp_path / "a.safetensors", 1.0, meta={"epochs": "150", "status": "interim"})
+    lineage = [{"epochs": 45}, {"epochs": 11, "seed": 18}]
+    b = _write(tmp_path / "b.safetensors", 3.0, steps=5, meta={"epoch": "11", "lineage": json.dumps(lineage),
+                                                       "val_score": "0.48", "mix": "{}"})
+    out = tmp_path / "avg.safetensors"
+    mod.main([str(a), str(b), "--out", str(out)])
+    with safe_open(str(out), "pt") as f:
+        meta = f.metadata()
+        torch.testing.assert_close(f.get_tensor("conv.weight"), torch.full((2, 3), 2.0))
+        assert int(f.get_tensor("bn.num_batches_tracked")) == 5  # the later file's counter
+        assert f.get_tensor("head.index").tolist() == [7]
+    got = json.loads(meta["lineage"])
+    assert got[0] == {"epochs": 45}
+    assert got[-1]["seed"] == 18 and got[-1]["averaged"] == {
+        "with": "a.safetensors", "with_epochs": "150", "with_status": "interim", "share_of_this_run": 0.5}
+    assert meta["epoch"] == "11" and meta["mix"] == "{}" and "val_score" not in meta
+    mod.average(a, b, out, later_share=0.25)
+    with safe_open(str(out), "pt") as f:
+        torch.testing.assert_close(f.get_tensor("conv.weight"), torch.full((2, 3), 1.5))
+
+
+@pytest.mark.parametrize("case, message", [
+    ("keys", "hold different tensors"),
+    ("shape", "conv.weight"),
+    ("counter", "integer tensor differs"),
+    ("no-lineage", "no lineage"),
+    ("share", "strictly between 0 and 1"),
+    ("overwrite", "would overwrite an input"),
+    ("not-safetensors", "cannot read as safetensors"),
+])
+def test_bad_inputs_write_nothing(mod, tmp_path, case, message):
+    meta = {"lineage": json.dumps([{"epochs": 1}])}
+    a = _write(tmp_path / "a.safetensors", 1.0)
+    b = _write(tmp_path / "b.safetensors", 3.0, meta=meta)
+    out = tmp_path / "avg.safetensors"
+    args = [str(a), str(b), "--out", str(out)]
+    if case == "keys":
+        _write(b, 3.0, meta=meta, extra=torch.zeros(1))
+    elif case == "shape":
+        save_file({"conv.weight": torch.zeros(3, 2), "bn.num_batches_tracked": torch.tensor(3),
+                   "head.index": torch.tensor([7])}, str(b), metadata=meta)
+    elif case == "counter":
+        _write(b, 3.0, index=8, meta=meta)
+    elif case == "no-lineage":
+        _write(b, 3.0)
+    elif case == "share":
+        args += ["--later-share", "1"]
+    elif case == "overwrite":
+        args[-1] = str(b)
+    else:
+        a.write_bytes(b"not a safetensors file")
+    with pytest.raises(SystemExit, match=message) as e:
+        mod.main(args)
+    if case not in ("overwrite",):
+        assert not out.exists()
+    assert not list(tmp_path.glob("*.tmp"))
+    assert e.value.code not in (0, None)
