@@ -37,6 +37,7 @@ def average(earlier: Path, later: Path, out: Path, later_share: float = 0.5) -> 
     """``(1 - later_share) * earlier + later_share * later``, tensor by tensor; returns the metadata
     written with it."""
     import torch
+    from safetensors.torch import save_file
 
     from starpose.train.checkpoint import atomic_save
 
@@ -67,8 +68,6 @@ def average(earlier: Path, later: Path, out: Path, later_share: float = 0.5) -> 
     meta = {**meta_b, "lineage": json.dumps(lineage), "averaged_with": earlier.name}
     meta.pop("val", None)  # the later file's validation numbers are not this file's
     meta.pop("val_score", None)
-    from safetensors.torch import save_file
-
     atomic_save(lambda tmp: save_file(avg, tmp, metadata=meta), out)
     return meta
 

@@ -256,8 +256,9 @@ def train(
     # Mixed precision: float16 with a loss scaler on CUDA (--amp, the default there); bfloat16 on a
     # CPU with --bf16 (no scaler: bfloat16 has float32's range). Weights, optimizer, loss and
     # validation stay float32 either way.
-    use_amp = (cfg.amp and device.type == "cuda") or (cfg.bf16 and device.type == "cpu")
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and device.type == "cuda")
+    cpu_bf16 = cfg.bf16 and device.type == "cpu"
+    use_amp = (cfg.amp and device.type == "cuda") or cpu_bf16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and not cpu_bf16)
     criterion = KLDiscretLoss(use_target_weight=True)
     ema = None
     if cfg.ema_decay:
@@ -304,8 +305,8 @@ def train(
         log(f"training {cfg.variant} ({n_params:,} params) on {len(dataset)} people, {world} process(es), "
             f"lr {lr:.2e}, batch {cfg.batch_size}x{world}, {cfg.epochs} epochs, device {device}, "
             f"{torch.get_num_threads()} thread(s), {cfg.num_workers} loader worker(s), {allocator}"
-            + (", bfloat16 autocast" if use_amp and device.type == "cpu" else ""))
-        if use_amp and device.type == "cpu" and not _cpu_has_fast_bf16():
+            + (", bfloat16 autocast" if cpu_bf16 else ""))
+        if cpu_bf16 and not _cpu_has_fast_bf16():
             log("warning: --bf16 on a CPU without AVX512-BF16 or AMX: oneDNN emulates bfloat16, which is "
                 "usually slower than float32 (benchmarks.train_speed measures it)")
         if mix is not None:
