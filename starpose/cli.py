@@ -162,6 +162,10 @@ def _split_size(value: str | None) -> tuple[int, int] | None:
 @click.option("--source-weight", "source_weights", multiple=True, metavar="NAME=WEIGHT",
               help="Override the sampling weight of a --mix source; repeatable.")
 @click.option("--root", "roots", multiple=True, metavar="NAME=PATH", help="Override a {NAME} root of the --mix file.")
+@click.option("--swap-tolerant", "swap_tolerant", multiple=True, metavar="NAME",
+              help="A --mix/--source source whose labels swap left and right now and then (LSPET's): its "
+                   "people's arms and legs each take the better of the labelled and the swapped "
+                   "assignment in the loss; repeatable (a mix file can say \"swap_tolerant\": true).")
 @click.option("--epoch-size", type=click.IntRange(min=1), default=None, help="People drawn per epoch of a mix.")
 @click.option("--ema", "ema_decay", type=float, default=None, help="EMA decay of the weights (e.g. 0.9995; 0 = off).")
 @click.option("--lr-schedule", type=click.Choice(["step", "cosine"]), default=None,
@@ -176,7 +180,7 @@ def _split_size(value: str | None) -> tuple[int, int] | None:
 def train_cmd(config_name, list_configs, data_root, ann_file, img_dir, val_ann_file, val_img_dir, val_det_file,
               dataset, variant, input_size, epochs, batch_size, base_lr, no_scale_lr, warmup_iters, lr_steps,
               val_interval, num_workers, seed, weight_decay, photometric, det_box_prob, no_aug, init_weights, mix_file, sources,
-              source_weights, roots, epoch_size, ema_decay, lr_schedule, threads, bf16, work_dir, resume, quiet) -> None:
+              source_weights, roots, swap_tolerant, epoch_size, ema_decay, lr_schedule, threads, bf16, work_dir, resume, quiet) -> None:
     """Train a variant on a COCO-format folder, a mix of sources (--mix, --source) or a named
     recipe. Multi-process: run it under ``torchrun --nproc-per-node N``."""
     if not list_configs:
@@ -212,6 +216,8 @@ def train_cmd(config_name, list_configs, data_root, ann_file, img_dir, val_ann_f
         raise click.UsageError("--mix/--source replace --ann-file/--img-dir/--config; give one or the other")
     if (source_weights or roots) and not mix_file:
         raise click.UsageError("--source-weight and --root change a --mix file; give --mix")
+    if swap_tolerant and not (mix_file or sources):
+        raise click.UsageError("--swap-tolerant marks sources of --mix/--source; give one")
     if epoch_size and not (mix_file or sources):
         raise click.UsageError("--epoch-size is for --mix/--source training")
     if det_box_prob and not mix_file:
@@ -221,7 +227,7 @@ def train_cmd(config_name, list_configs, data_root, ann_file, img_dir, val_ann_f
     cfg = cfg.override(
         mix=str(Path(mix_file).resolve()) if mix_file else None, sources=tuple(sources) or None,
         mix_weights=_pairs(source_weights, float, "--source-weight"), mix_roots=_pairs(roots, str, "--root"),
-        epoch_size=epoch_size, ema_decay=ema_decay, lr_schedule=lr_schedule, threads=threads,
+        swap_tolerant=tuple(swap_tolerant) or None, epoch_size=epoch_size, ema_decay=ema_decay, lr_schedule=lr_schedule, threads=threads,
         bf16=True if bf16 else None,
     )
     cfg = cfg.override(

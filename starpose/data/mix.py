@@ -24,6 +24,10 @@ validation uses. An epoch draws ``epoch_size`` people: each source contributes
 in an order that depends only on (seed, epoch): a resumed run draws exactly what an uninterrupted
 run would have drawn.
 
+A source marked ``"swap_tolerant": true`` has labels that swap left and right now and then (LSPET's
+crowd-sourced ones): for its people the loss takes, for the arms and for the legs, the better of the
+labelled and the swapped assignment (``KLDiscretLoss``'s ``swap_groups``).
+
 Keypoints a source does not label carry ``v = 0`` and so no loss. Teacher labels are marked per
 keypoint (``keypoint_labels``: ``h`` human, ``t`` teacher, ``-`` none); a source's
 ``teacher_weight`` scales the loss of its teacher keypoints.
@@ -62,6 +66,7 @@ class Source:
     teacher_weight: float = 1.0  # loss weight of teacher-labelled keypoints
     holdout_key: str | None = None  # key in the holdout file (None: the name; "": nothing held out)
     boxes: str = ""  # the person detector's box per person (recipes/default_weights/detector_boxes.py; "" none)
+    swap_tolerant: bool = False  # labels may swap left and right: arms and legs each take the better assignment
 
     def key(self) -> str:
         return self.name if self.holdout_key is None else self.holdout_key
@@ -94,7 +99,8 @@ class Mix:
         return {"name": self.name, "epoch_size": self.epoch_size,
                 "holdout": Path(self.holdout).name if self.holdout else "",
                 "sources": [{"name": s.name, "format": s.format, "labels": s.labels, "weight": s.weight,
-                             "teacher_weight": s.teacher_weight, **({"detector_boxes": True} if s.boxes else {})}
+                             "teacher_weight": s.teacher_weight, **({"detector_boxes": True} if s.boxes else {}),
+                             **({"swap_tolerant": True} if s.swap_tolerant else {})}
                             for s in self.sources]}
 
     def describe(self) -> str:
@@ -109,6 +115,8 @@ def _check_source(where: Path | str, s: Source) -> Source:
         raise DataError(where, f"source {s.name!r}: unknown format {s.format!r} (known: {', '.join(FORMATS)})")
     if s.labels not in LABELS:
         raise DataError(where, f"source {s.name!r}: labels must be one of {', '.join(LABELS)}, got {s.labels!r}")
+    if not isinstance(s.swap_tolerant, bool):
+        raise DataError(where, f"source {s.name!r}: swap_tolerant must be true or false, got {s.swap_tolerant!r}")
     for what, v in (("weight", s.weight), ("teacher_weight", s.teacher_weight)):
         if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
             raise DataError(where, f"source {s.name!r}: {what} must be a number > 0, got {v!r}")
@@ -142,7 +150,8 @@ def load_mix(path: str | Path, root_overrides: dict[str, str] | None = None,
         roots[k] = str((base / v).resolve()) if not Path(v).is_absolute() else v
     for k, v in (root_overrides or {}).items():
         roots[k] = str(Path(v).resolve())
-    known = {"name", "format", "path", "images", "weight", "labels", "teacher_weight", "holdout_key", "boxes"}
+    known = {"name", "format", "path", "images", "weight", "labels", "teacher_weight", "holdout_key", "boxes",
+             "swap_tolerant"}
     sources = []
     for i, raw in enumerate(d["sources"]):
         if not isinstance(raw, dict):
@@ -301,6 +310,8 @@ def source_samples(src: Source, spec, *, holdout: dict[str, set[int]] | None = N
         attach_detector_boxes(src, samples)
     for s in samples:
         s.extra["source"] = src.name
+        if src.swap_tolerant:
+            s.extra["swap_tolerant"] = True
         labels = s.extra.get("keypoint_labels", "")
         if src.teacher_weight != 1.0 and "t" in labels:
             s.extra["keypoint_weight"] = np.array([src.teacher_weight if c == "t" else 1.0 for c in labels],

@@ -6,7 +6,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["simcc_targets", "KLDiscretLoss"]
+__all__ = ["simcc_targets", "KLDiscretLoss", "limb_swap_groups", "LIMB_GROUPS"]
+
+# Keypoint groups whose left and right labels crowd-sourced annotators swap together (Johnson &
+# Everingham, CVPR 2011, model LSPET's annotation errors as such swaps): the arms and the legs.
+LIMB_GROUPS: dict[str, tuple[str, ...]] = {
+    "arms": ("shoulder", "elbow", "wrist"),
+    "legs": ("hip", "knee", "ankle"),
+}
 
 
 def simcc_targets(
@@ -48,15 +55,35 @@ def simcc_targets(
     return tx, ty, weights
 
 
+def limb_swap_groups(keypoint_names) -> tuple[tuple[tuple[int, int], ...], ...]:
+    """For each of :data:`LIMB_GROUPS` that the keypoints hold in full, its (left, right) index
+    pairs, e.g. COCO-17's arms ``((5, 6), (7, 8), (9, 10))``. Names are ``left_X`` / ``right_X``."""
+    index = {n: i for i, n in enumerate(keypoint_names)}
+    groups = []
+    for parts in LIMB_GROUPS.values():
+        pairs = [(index.get(f"left_{p}"), index.get(f"right_{p}")) for p in parts]
+        if all(a is not None and b is not None for a, b in pairs):
+            groups.append(tuple(pairs))
+    return tuple(groups)
+
+
 class KLDiscretLoss(nn.Module):
     """KL divergence between softmax(pred * beta) and the (optionally softmaxed) labels,
-    averaged over bins, weighted per keypoint, summed over the batch, divided by K (MMPose)."""
+    averaged over bins, weighted per keypoint, summed over the batch, divided by K (MMPose).
 
-    def __init__(self, beta: float = 1.0, label_softmax: bool = False, use_target_weight: bool = True) -> None:
+    ``swap_groups`` (see :func:`limb_swap_groups`) makes the loss tolerant of left/right label
+    swaps for the people ``forward``'s ``swap_mask`` marks: for each group (the arms, the legs) such
+    a person's loss is the smaller of the labels as given and the labels with the group's left and
+    right exchanged. Everyone else, and every keypoint outside the groups, is scored as labelled.
+    """
+
+    def __init__(self, beta: float = 1.0, label_softmax: bool = False, use_target_weight: bool = True,
+                 swap_groups: tuple[tuple[tuple[int, int], ...], ...] = ()) -> None:
         super().__init__()
         self.beta = beta
         self.label_softmax = label_softmax
         self.use_target_weight = use_target_weight
+        self.swap_groups = tuple(tuple((int(a), int(b)) for a, b in g) for g in swap_groups)
 
     def _criterion(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         log_pt = F.log_softmax(pred * self.beta, dim=1)
@@ -64,15 +91,49 @@ class KLDiscretLoss(nn.Module):
             target = F.softmax(target * self.beta, dim=1)
         return F.kl_div(log_pt, target, reduction="none").mean(dim=1)
 
-    def forward(
+    def per_keypoint(
         self,
         pred: tuple[torch.Tensor, torch.Tensor],
         target: tuple[torch.Tensor, torch.Tensor],
         weight: torch.Tensor,
     ) -> torch.Tensor:
-        k = pred[0].shape[1]
-        w = weight.reshape(-1) if self.use_target_weight else 1.0
-        loss = pred[0].new_zeros(())
+        """The weighted loss of each person's each keypoint, x and y summed: (N, K)."""
+        n, k = pred[0].shape[:2]
+        w = weight.reshape(n, k) if self.use_target_weight else 1.0
+        loss = pred[0].new_zeros((n, k))
         for p, t in zip(pred, target):
-            loss = loss + (self._criterion(p.reshape(-1, p.shape[-1]), t.reshape(-1, t.shape[-1])) * w).sum()
-        return loss / k
+            loss = loss + self._criterion(p.reshape(-1, p.shape[-1]), t.reshape(-1, t.shape[-1])).reshape(n, k) * w
+        return loss
+
+    def forward(
+        self,
+        pred: tuple[torch.Tensor, torch.Tensor],
+        target: tuple[torch.Tensor, torch.Tensor],
+        weight: torch.Tensor,
+        swap_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        k = pred[0].shape[1]
+        if swap_mask is None or not self.swap_groups or not bool(swap_mask.any()):
+            w = weight.reshape(-1) if self.use_target_weight else 1.0
+            loss = pred[0].new_zeros(())
+            for p, t in zip(pred, target):
+                loss = loss + (self._criterion(p.reshape(-1, p.shape[-1]), t.reshape(-1, t.shape[-1])) * w).sum()
+            return loss / k
+        per = self.per_keypoint(pred, target, weight)
+        perm = list(range(k))
+        for group in self.swap_groups:
+            for a, b in group:
+                perm[a], perm[b] = b, a
+        perm_t = torch.as_tensor(perm, device=per.device)
+        # the labels with every group swapped; each group then picks its own assignment
+        swapped = self.per_keypoint(pred, tuple(t[:, perm_t] for t in target), weight.reshape(per.shape)[:, perm_t])
+        mask = swap_mask.reshape(-1).to(device=per.device, dtype=torch.bool)
+        in_group = torch.zeros(k, dtype=torch.bool, device=per.device)
+        loss = per.new_zeros(())
+        for group in self.swap_groups:
+            idx = torch.as_tensor([i for pair in group for i in pair], device=per.device)
+            in_group[idx] = True
+            as_labelled = per[:, idx].sum(dim=1)
+            exchanged = swapped[:, idx].sum(dim=1)
+            loss = loss + torch.where(mask, torch.minimum(as_labelled, exchanged), as_labelled).sum()
+        return (loss + per[:, ~in_group].sum()) / k

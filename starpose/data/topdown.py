@@ -149,6 +149,7 @@ class TopDownDataset(Dataset):
                 target_y=torch.from_numpy(ty),
                 target_weight=torch.from_numpy(wt),
                 keypoints_crop=torch.from_numpy(kpts_c.astype(np.float32)),
+                swap_tolerant=bool(s.extra.get("swap_tolerant", False)) if s.extra else False,
             )
         return out
 

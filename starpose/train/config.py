@@ -55,6 +55,7 @@ class TrainConfig:
     mix_weights: tuple[tuple[str, float], ...] = ()  # per-source weight overrides
     sources: tuple[str, ...] = ()  # NAME=FORMAT:PATH[@WEIGHT] entries added to (or forming) the mix
     epoch_size: int = 0  # people per epoch of a mix (0: the mix file's, else every person once)
+    swap_tolerant: tuple[str, ...] = ()  # mix sources whose left/right labels may swap (besides the file's)
     ema_decay: float = 0.0  # EMA of the weights (0 = off); validation and best weights use the EMA
     threads: int = 0  # torch intra-op threads (0 = leave as is)
     lr_schedule: str = "step"  # step (lr_steps) | cosine (to min_lr_ratio at the last epoch)
@@ -86,6 +87,7 @@ class TrainConfig:
         d["mix_roots"] = dict(self.mix_roots)
         d["mix_weights"] = dict(self.mix_weights)
         d["sources"] = list(self.sources)
+        d["swap_tolerant"] = list(self.swap_tolerant)
         return d
 
     @classmethod
@@ -101,8 +103,9 @@ class TrainConfig:
         for key in ("mix_roots", "mix_weights"):
             if key in kw:
                 kw[key] = tuple(sorted(dict(kw[key]).items()))
-        if "sources" in kw:
-            kw["sources"] = tuple(kw["sources"])
+        for key in ("sources", "swap_tolerant"):
+            if key in kw:
+                kw[key] = tuple(kw[key])
         return cls(**kw)
 
     def override(self, **kw: Any) -> "TrainConfig":

@@ -18,7 +18,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from ..data.coco import CocoIndex, coco_gt_samples
-from ..data.targets import KLDiscretLoss
+from ..data.targets import KLDiscretLoss, limb_swap_groups
 from ..data.topdown import TopDownDataset, collate
 from ..data.transforms import AugmentConfig
 from ..spec import SPECS, PoseSpec
@@ -89,6 +89,15 @@ def build_mix(cfg: TrainConfig):
     if cfg.epoch_size:
         mix = Mix(name=mix.name, sources=mix.sources, epoch_size=cfg.epoch_size, holdout=mix.holdout,
                   file=mix.file, roots=mix.roots)
+    if cfg.swap_tolerant:
+        import dataclasses
+
+        names = [s.name for s in mix.sources]
+        unknown = sorted(set(cfg.swap_tolerant) - set(names))
+        if unknown:
+            raise ValueError(f"--swap-tolerant names unknown source(s) {unknown} (the mix has {names})")
+        mix = dataclasses.replace(mix, sources=tuple(
+            dataclasses.replace(s, swap_tolerant=True) if s.name in cfg.swap_tolerant else s for s in mix.sources))
     return mix
 
 
@@ -259,7 +268,13 @@ def train(
     cpu_bf16 = cfg.bf16 and device.type == "cpu"
     use_amp = (cfg.amp and device.type == "cuda") or cpu_bf16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and not cpu_bf16)
-    criterion = KLDiscretLoss(use_target_weight=True)
+    swap_groups = ()
+    if mix is not None and any(src.swap_tolerant for src in mix.sources):
+        swap_groups = limb_swap_groups(spec.keypoint_names)
+        if not swap_groups:
+            raise ValueError(f"the mix marks sources swap_tolerant, but the {spec.name} keypoints have no "
+                             "left/right arms or legs to swap")
+    criterion = KLDiscretLoss(use_target_weight=True, swap_groups=swap_groups)
     ema = None
     if cfg.ema_decay:
         from .ema import ModelEMA
@@ -423,7 +438,11 @@ def train_step(model: torch.nn.Module, batch: dict, optimizer: torch.optim.Optim
     weights = batch["target_weight"].to(device)
     with torch.autocast(device.type, enabled=use_amp):
         pred = model(images)
-    loss = criterion((pred[0].float(), pred[1].float()), targets, weights)
+    swap = batch.get("swap_tolerant")
+    if swap is not None and getattr(criterion, "swap_groups", ()) and bool(swap.any()):
+        loss = criterion((pred[0].float(), pred[1].float()), targets, weights, swap_mask=swap.to(device))
+    else:
+        loss = criterion((pred[0].float(), pred[1].float()), targets, weights)
     if not torch.isfinite(loss):
         return float(loss.item())
     optimizer.zero_grad(set_to_none=True)
