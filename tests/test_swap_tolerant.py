@@ -127,5 +127,6 @@ def test_cli_swap_tolerant_trains_and_refuses_unknown_names(tmp_path):
                                   "--batch-size", "3", "--epoch-size", "3", "--quiet", "--threads", "2",
                                   "--work-dir", str(tmp_path / "w")])
     assert r.exit_code == 0, r.output
+    assert "left/right swaps forgiven (arms, legs each) for: lsp" in r.output
     with safe_open(str(tmp_path / "w" / "final.safetensors"), "pt") as f:
         assert json.loads(f.metadata()["mix"])["sources"][0]["swap_tolerant"] is True

@@ -328,6 +328,9 @@ def train(
             counts = sampler.counts()
             log(f"mix {mix.name}: {per_epoch * world} people per epoch; " + ", ".join(
                 f"{s.name} {c} of {n} ({s.labels})" for s, c, n in zip(mix.sources, counts, sizes)))
+            if swap_groups:
+                log("left/right swaps forgiven (arms, legs each) for: "
+                    + ", ".join(s.name for s in mix.sources if s.swap_tolerant))
         if val_sets:
             log("validation: " + ", ".join(f"{v.name} ({len(v.samples)} people, {v.metric})" for v in val_sets))
 
