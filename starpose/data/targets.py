@@ -84,6 +84,15 @@ class KLDiscretLoss(nn.Module):
         self.label_softmax = label_softmax
         self.use_target_weight = use_target_weight
         self.swap_groups = tuple(tuple((int(a), int(b)) for a, b in g) for g in swap_groups)
+        # the keypoint order with every group's left and right exchanged, and each group's keypoints
+        self._swap_order: list[int] | None = None
+        self._group_keypoints = [[i for pair in g for i in pair] for g in self.swap_groups]
+        if self.swap_groups:
+            k = 1 + max(i for idx in self._group_keypoints for i in idx)
+            self._swap_order = list(range(k))
+            for g in self.swap_groups:
+                for a, b in g:
+                    self._swap_order[a], self._swap_order[b] = b, a
 
     def _criterion(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         log_pt = F.log_softmax(pred * self.beta, dim=1)
@@ -120,20 +129,15 @@ class KLDiscretLoss(nn.Module):
                 loss = loss + (self._criterion(p.reshape(-1, p.shape[-1]), t.reshape(-1, t.shape[-1])) * w).sum()
             return loss / k
         per = self.per_keypoint(pred, target, weight)
-        perm = list(range(k))
-        for group in self.swap_groups:
-            for a, b in group:
-                perm[a], perm[b] = b, a
-        perm_t = torch.as_tensor(perm, device=per.device)
+        order = torch.as_tensor(self._swap_order + list(range(len(self._swap_order), k)), device=per.device)
         # the labels with every group swapped; each group then picks its own assignment
-        swapped = self.per_keypoint(pred, tuple(t[:, perm_t] for t in target), weight.reshape(per.shape)[:, perm_t])
+        swapped = self.per_keypoint(pred, tuple(t[:, order] for t in target), weight.reshape(per.shape)[:, order])
         mask = swap_mask.reshape(-1).to(device=per.device, dtype=torch.bool)
         in_group = torch.zeros(k, dtype=torch.bool, device=per.device)
         loss = per.new_zeros(())
-        for group in self.swap_groups:
-            idx = torch.as_tensor([i for pair in group for i in pair], device=per.device)
+        for keypoints in self._group_keypoints:
+            idx = torch.as_tensor(keypoints, device=per.device)
             in_group[idx] = True
             as_labelled = per[:, idx].sum(dim=1)
-            exchanged = swapped[:, idx].sum(dim=1)
-            loss = loss + torch.where(mask, torch.minimum(as_labelled, exchanged), as_labelled).sum()
+            loss = loss + torch.where(mask, torch.minimum(as_labelled, swapped[:, idx].sum(dim=1)), as_labelled).sum()
         return (loss + per[:, ~in_group].sum()) / k

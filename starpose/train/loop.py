@@ -90,8 +90,6 @@ def build_mix(cfg: TrainConfig):
         mix = Mix(name=mix.name, sources=mix.sources, epoch_size=cfg.epoch_size, holdout=mix.holdout,
                   file=mix.file, roots=mix.roots)
     if cfg.swap_tolerant:
-        import dataclasses
-
         names = [s.name for s in mix.sources]
         unknown = sorted(set(cfg.swap_tolerant) - set(names))
         if unknown:
@@ -441,11 +439,7 @@ def train_step(model: torch.nn.Module, batch: dict, optimizer: torch.optim.Optim
     weights = batch["target_weight"].to(device)
     with torch.autocast(device.type, enabled=use_amp):
         pred = model(images)
-    swap = batch.get("swap_tolerant")
-    if swap is not None and getattr(criterion, "swap_groups", ()) and bool(swap.any()):
-        loss = criterion((pred[0].float(), pred[1].float()), targets, weights, swap_mask=swap.to(device))
-    else:
-        loss = criterion((pred[0].float(), pred[1].float()), targets, weights)
+    loss = criterion((pred[0].float(), pred[1].float()), targets, weights, swap_mask=batch.get("swap_tolerant"))
     if not torch.isfinite(loss):
         return float(loss.item())
     optimizer.zero_grad(set_to_none=True)
