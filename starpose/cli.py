@@ -154,6 +154,9 @@ def _split_size(value: str | None) -> tuple[int, int] | None:
 @click.option("--det-box-prob", type=click.FloatRange(0.0, 1.0), default=None,
               help="Crop a person from the bundled detector's box instead of the labelled one this often "
                    "(mix sources with a \"boxes\" file, made by recipes/default_weights/detector_boxes.py).")
+@click.option("--truncate-prob", type=click.FloatRange(0.0, 1.0), default=None,
+              help="Let the photo's edge cut through the person this often, as in photos that cut people off: "
+                   "the keypoints beyond it are unlabelled (no loss) and the box ends at it.")
 @click.option("--init-weights", type=click.Path(dir_okay=False), default=None, help="Start from these weights.")
 @click.option("--mix", "mix_file", type=click.Path(dir_okay=False), default=None,
               help="Mix file: several sources, each drawn with its weight (e.g. recipes/default_weights/people_mix.json).")
@@ -179,7 +182,8 @@ def _split_size(value: str | None) -> tuple[int, int] | None:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_cmd(config_name, list_configs, data_root, ann_file, img_dir, val_ann_file, val_img_dir, val_det_file,
               dataset, variant, input_size, epochs, batch_size, base_lr, no_scale_lr, warmup_iters, lr_steps,
-              val_interval, num_workers, seed, weight_decay, photometric, det_box_prob, no_aug, init_weights, mix_file, sources,
+              val_interval, num_workers, seed, weight_decay, photometric, det_box_prob, truncate_prob, no_aug, init_weights,
+              mix_file, sources,
               source_weights, roots, swap_tolerant, epoch_size, ema_decay, lr_schedule, threads, bf16, work_dir, resume, quiet) -> None:
     """Train a variant on a COCO-format folder, a mix of sources (--mix, --source) or a named
     recipe. Multi-process: run it under ``torchrun --nproc-per-node N``."""
@@ -224,6 +228,8 @@ def train_cmd(config_name, list_configs, data_root, ann_file, img_dir, val_ann_f
         raise click.UsageError("--det-box-prob reads the detector boxes named by a --mix file's sources; give --mix")
     if det_box_prob and no_aug:
         raise click.UsageError("--det-box-prob is an augmentation; it does nothing with --no-aug")
+    if truncate_prob and no_aug:
+        raise click.UsageError("--truncate-prob is an augmentation; it does nothing with --no-aug")
     cfg = cfg.override(
         mix=str(Path(mix_file).resolve()) if mix_file else None, sources=tuple(sources) or None,
         mix_weights=_pairs(source_weights, float, "--source-weight"), mix_roots=_pairs(roots, str, "--root"),
@@ -235,7 +241,7 @@ def train_cmd(config_name, list_configs, data_root, ann_file, img_dir, val_ann_f
         val_det=val_det_file, dataset=dataset, variant=variant, input_size=_split_size(input_size), epochs=epochs,
         batch_size=batch_size, base_lr=base_lr, warmup_iters=warmup_iters, val_interval=val_interval,
         num_workers=num_workers, seed=seed, init_weights=init_weights, weight_decay=weight_decay,
-        photometric=True if photometric else None, det_box_prob=det_box_prob,
+        photometric=True if photometric else None, det_box_prob=det_box_prob, truncate_prob=truncate_prob,
         augment=False if no_aug else None, auto_scale_lr_base_batch=0 if no_scale_lr else None,
         lr_steps=_parse_lr_steps(lr_steps),
     )

@@ -17,7 +17,8 @@ from ..processing import bbox_xywh_to_cs, fix_aspect_ratio, get_warp_matrix, inv
 from ..spec import PoseSpec
 from .errors import DataError
 from .targets import simcc_targets
-from .transforms import AugmentConfig, half_body, lower_body_mask, photometric, random_bbox_transform, random_flip
+from .transforms import (AugmentConfig, flip_box, frame_truncation, half_body, lower_body_mask, photometric,
+                         random_bbox_transform, random_flip)
 
 __all__ = ["PersonSample", "TopDownDataset", "read_image_rgb", "collate"]
 
@@ -51,8 +52,8 @@ def read_image_rgb(path: Path) -> np.ndarray:
 
 
 class TopDownDataset(Dataset):
-    """Affine-cropped person samples. In ``train`` mode applies flip, half-body and bbox
-    scale/shift/rotation jitter; returns normalized NCHW crops, SimCC targets and metadata."""
+    """Affine-cropped person samples. In ``train`` mode applies flip, (optionally) frame truncation,
+    half-body and bbox scale/shift/rotation jitter; returns normalized NCHW crops, SimCC targets and metadata."""
 
     def __init__(
         self,
@@ -100,10 +101,13 @@ class TopDownDataset(Dataset):
         s = self.samples[index]
         image = read_image_rgb(s.image_path)
         center, scale = self.center_scale(s)
+        # the (x, y, w, h) box the crop starts from, when there is one (MPII gives a centre/scale)
+        box = None if s.center is not None and s.scale is not None else s.bbox
         if self.train and self.augment.det_box_prob > 0 and s.extra and s.extra.get("det_box") is not None:
             # its own stream: the other draws stay what they were without detector boxes
             if np.random.default_rng((self.seed, self.epoch, key, 1)).random() < self.augment.det_box_prob:
-                center, scale = bbox_xywh_to_cs(s.extra["det_box"], self.spec.input_size, self.spec.bbox_padding)
+                box = s.extra["det_box"]
+                center, scale = bbox_xywh_to_cs(box, self.spec.input_size, self.spec.bbox_padding)
         kpts = None if s.keypoints is None else np.asarray(s.keypoints, dtype=np.float64).copy()
         vis = None if s.visible is None else np.asarray(s.visible, dtype=np.float64).copy()
         kw = s.extra.get("keypoint_weight") if s.extra else None
@@ -111,9 +115,17 @@ class TopDownDataset(Dataset):
         flipped = False
         if self.train:
             rng = np.random.default_rng((self.seed, self.epoch, key))
+            width = image.shape[1]
             image, center, kpts, vis, flipped = random_flip(
                 rng, image, center, kpts, vis, self.spec.flip_index, self.augment.flip_prob
             )
+            if self.augment.truncate_prob > 0 and kpts is not None and box is not None:
+                # its own stream too, so the draws below stay what they were without it
+                trng = np.random.default_rng((self.seed, self.epoch, key, 2))
+                fbox = flip_box(box, width) if flipped else np.asarray(box, np.float64)
+                image, fbox, kpts, vis, cut = frame_truncation(trng, image, fbox, kpts, vis, self.augment)
+                if cut:
+                    center, scale = bbox_xywh_to_cs(fbox, self.spec.input_size, self.spec.bbox_padding)
             if kpts is not None:
                 center, scale = half_body(
                     rng, center, scale, kpts, vis, self._lower, self.spec.input_w / self.spec.input_h, self.augment

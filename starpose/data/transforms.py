@@ -8,7 +8,8 @@ import numpy as np
 
 from ..processing import fix_aspect_ratio
 
-__all__ = ["AugmentConfig", "truncnorm", "random_flip", "half_body", "random_bbox_transform", "lower_body_mask"]
+__all__ = ["AugmentConfig", "truncnorm", "random_flip", "half_body", "random_bbox_transform", "lower_body_mask",
+           "frame_truncation", "flip_box"]
 
 _LOWER = ("hip", "knee", "ankle", "pelvis")
 
@@ -36,6 +37,12 @@ class AugmentConfig:
     # Start from the person detector's box (a sample's ``extra["det_box"]``, from a mix source's
     # "boxes" file) instead of the labelled one this often: the boxes the model gets at run time.
     det_box_prob: float = 0.0
+    # Let the photo's frame cut through the person this often (:func:`frame_truncation`): COCO's
+    # people at a photo's edge, whose keypoints beyond it are unlabelled and whose box ends there.
+    truncate_prob: float = 0.0
+    truncate_range: tuple[float, float] = (0.35, 0.9)  # where the cut falls, as a fraction of the box side
+    truncate_second_side_prob: float = 0.3  # a corner: a second, adjacent edge cuts too
+    truncate_min_keypoints: int = 3  # labelled keypoints that must stay inside the frame
 
     @classmethod
     def with_photometric(cls) -> "AugmentConfig":
@@ -44,7 +51,7 @@ class AugmentConfig:
     @classmethod
     def none(cls) -> "AugmentConfig":
         return cls(flip_prob=0.0, half_body_prob=0.0, shift_prob=0.0, scale_prob=0.0, rotate_prob=0.0,
-                   hsv_prob=0.0, blur_prob=0.0, dropout_prob=0.0, det_box_prob=0.0)
+                   hsv_prob=0.0, blur_prob=0.0, dropout_prob=0.0, det_box_prob=0.0, truncate_prob=0.0)
 
 
 def truncnorm(rng: np.random.Generator, size: int | tuple[int, ...] = ()) -> np.ndarray:
@@ -75,6 +82,74 @@ def random_flip(
         keypoints[:, 0] = w - 1 - keypoints[:, 0]
         visible = visible[flip_index].copy()
     return image, center, keypoints, visible, True
+
+
+def flip_box(box: np.ndarray, image_width: int) -> np.ndarray:
+    """An (x, y, w, h) box mirrored as :func:`random_flip` mirrors the image (x -> width - 1 - x)."""
+    x, y, w, h = np.asarray(box, np.float64)
+    return np.array([image_width - 1 - x - w, y, w, h])
+
+
+_SIDES = ("top", "bottom", "left", "right")
+_ADJACENT = {"top": ("left", "right"), "bottom": ("left", "right"), "left": ("top", "bottom"),
+             "right": ("top", "bottom")}
+
+
+def frame_truncation(
+    rng: np.random.Generator, image: np.ndarray, box: np.ndarray, keypoints: np.ndarray, visible: np.ndarray,
+    cfg: AugmentConfig,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Move the photo's edge into the person, as a photo that cut them off would have it.
+
+    With probability ``cfg.truncate_prob`` one edge (top, bottom, left or right, equally likely;
+    with ``truncate_second_side_prob`` also an adjacent one: a corner) is moved to a line through the
+    person's box, at a fraction drawn from ``truncate_range`` of the box side from the kept side.
+    The image becomes a view of the part that stays; keypoints beyond the line lose their label
+    (``visible`` 0: no loss, as COCO leaves keypoints outside a photo unlabelled, never "absent");
+    the box is clipped at the line, as COCO's boxes end at the frame. Keypoints and box move with the
+    image's origin. Unchanged when fewer than ``truncate_min_keypoints`` labelled keypoints would stay.
+
+    Returns ``(image, box, keypoints, visible, sides cut)``.
+    """
+    if cfg.truncate_prob <= 0 or rng.random() >= cfg.truncate_prob:
+        return image, box, keypoints, visible, ()
+    first = _SIDES[int(rng.integers(4))]
+    sides = [first]
+    if rng.random() < cfg.truncate_second_side_prob:
+        sides.append(_ADJACENT[first][int(rng.integers(2))])
+    fracs = rng.uniform(*cfg.truncate_range, size=len(sides))
+    height, width = image.shape[:2]
+    x0, y0, bw, bh = np.asarray(box, np.float64)
+    # the kept region, in the image's coordinates: [left, right) x [top, bottom)
+    left, top, right, bottom = 0, 0, width, height
+    cut = []
+    for side, f in zip(sides, fracs):
+        if side == "bottom" and (edge := int(round(y0 + f * bh))) < bottom:
+            bottom = edge
+        elif side == "top" and (edge := int(round(y0 + (1 - f) * bh))) > top:
+            top = edge
+        elif side == "right" and (edge := int(round(x0 + f * bw))) < right:
+            right = edge
+        elif side == "left" and (edge := int(round(x0 + (1 - f) * bw))) > left:
+            left = edge
+        else:
+            continue  # the photo already ends before that line
+        cut.append(side)
+    if not cut or right - left < 2 or bottom - top < 2:
+        return image, box, keypoints, visible, ()
+    kx, ky = keypoints[:, 0], keypoints[:, 1]
+    inside = (kx >= left) & (kx < right) & (ky >= top) & (ky < bottom)
+    kept = (visible > 0) & inside
+    if kept.sum() < cfg.truncate_min_keypoints:
+        return image, box, keypoints, visible, ()
+    cx0, cy0 = max(x0, left), max(y0, top)
+    cx1, cy1 = min(x0 + bw, right), min(y0 + bh, bottom)
+    if cx1 - cx0 < 1 or cy1 - cy0 < 1:
+        return image, box, keypoints, visible, ()
+    offset = np.array([left, top], np.float64)
+    new_box = np.array([cx0 - left, cy0 - top, cx1 - cx0, cy1 - cy0])
+    new_visible = np.where(inside, visible, 0).astype(np.asarray(visible).dtype)
+    return image[top:bottom, left:right], new_box, keypoints - offset, new_visible, tuple(cut)
 
 
 def half_body(
