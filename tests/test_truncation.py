@@ -175,3 +175,43 @@ def test_cli_and_training_record_it(tmp_path):
     with safe_open(str(tmp_path / "a" / "final.safetensors"), "pt") as f:
         meta = f.metadata()
     assert json.loads(meta["lineage"])[-1]["truncate_prob"] == 0.25
+
+
+def test_cut_off_report_splits_people_at_the_photos_edge(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "recipes" / "default_weights" / "cut_off.py"
+    spec = importlib.util.spec_from_file_location("_recipe_cut_off", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.edge_sides([0, 50, 10, 10], 100, 80, 3) == ("left",)
+    assert mod.edge_sides([20, 20, 78, 58], 100, 80, 3) == ("bottom", "right")
+    assert mod.edge_sides([20, 20, 10, 10], 100, 80, 3) == ()
+    kp = np.zeros((17, 3))
+    kp[5:] = np.stack([np.linspace(40, 60, 12), np.linspace(20, 90, 12), np.full(12, 2)], axis=1)
+    people = [([30, 10, 40, 90], kp), ([130, 0, 40, 90], kp + [100, 0, 0]), ([220, 10, 40, 90], kp + [190, 0, 0])]
+    anns = [{"id": i + 1, "image_id": 1, "category_id": 1, "bbox": b, "area": 3600.0, "iscrowd": 0,
+             "num_keypoints": 12, "keypoints": k.reshape(-1).tolist()} for i, (b, k) in enumerate(people)]
+    anns.insert(1, {"id": 9, "image_id": 1, "category_id": 1, "bbox": [0, 0, 5, 5], "area": 25.0, "iscrowd": 1,
+                    "num_keypoints": 0, "keypoints": [0] * 51})  # a crowd region: a column of its own, not counted
+    ann_file = tmp_path / "ann.json"
+    ann_file.write_text(json.dumps({"images": [{"id": 1, "file_name": "1.jpg", "width": 300, "height": 200}],
+                                    "annotations": anns, "categories": [{"id": 1, "name": "person"}]}))
+    far = people[2][1] + [0, 40, 0]  # the third person's keypoints 40 px off: OKS near 0
+    res = [{"image_id": 1, "category_id": 1, "keypoints": k.reshape(-1).tolist(), "score": 1.0}
+           for k in (people[0][1], people[1][1], far)]
+    res_file = tmp_path / "res.json"
+    res_file.write_text(json.dumps(res))
+    report = mod.cut_off_report(ann_file, res_file)
+    assert report["cut off"]["people"] == 1 and report["cut off"]["mean_oks"] == pytest.approx(1.0)
+    assert report["whole"]["people"] == 2
+    assert report["whole"]["mean_oks"] == pytest.approx(0.5, abs=0.02)  # one exact, one far off
+    assert report["whole"]["oks_above_0.5"] == 0.5
+    bad = tmp_path / "bad.json"
+    bad.write_text("[]")
+    with pytest.raises(SystemExit, match="bad.json: no keypoint results"):
+        mod.cut_off_report(ann_file, bad)
+    res_file.write_text(json.dumps([{**res[0], "image_id": 77}]))
+    with pytest.raises(SystemExit, match="image ids not in"):
+        mod.cut_off_report(ann_file, res_file)
