@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import collections
 import datetime as _dt
-import json
 import os
 import platform
 import re
 import statistics
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -23,6 +21,8 @@ from typing import Any, Callable
 
 import torch
 import torch.nn as nn
+
+from starpose.fileio import atomic_write_json
 
 from .peers import calibrate_batchnorm, create_peer
 
@@ -220,17 +220,7 @@ def write_json(path: Path, payload: dict[str, Any]) -> Path:
     """Write ``payload`` to ``path`` via a temp file and rename (no half-written results); paths
     under the home folder are written as ``~/...`` (:func:`portable_paths`)."""
     payload = portable_paths(payload)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2, sort_keys=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_json(path, payload, indent=2)
 
 
 def machine_slug(machine: dict) -> str:

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import argparse
 import copy
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import torch
 import torch.nn as nn
+
+from starpose.fileio import atomic_write_bytes
 
 from .common import build_model, example_input, paired_ratio, write_bench_results
 
@@ -91,9 +92,7 @@ def _export_one(variant: str, form: str, fmt: str, path: Path) -> None:
     if diff > 1e-4:
         raise SystemExit(f"{variant} {form}: differs from the current deploy form by {diff:.2e} (> 1e-4)")
     data = lower_executorch(model, x).to_executorch().buffer if fmt == "executorch" else to_litert(model, x)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, data)
 
 
 def build(work: Path, variants: list[str], formats: list[str], log=print) -> list[Path]:

@@ -32,6 +32,8 @@ from pathlib import Path
 
 import torch
 
+from starpose.fileio import atomic_write_bytes
+
 from .common import MODELS, RESULTS, build_model, example_input, lower_executorch, machine_slug, to_litert, write_json
 
 SUITE_MODELS = ("starpose_t/released", "starpose_t/deploy", "starpose_s/released", "starpose_s/deploy",
@@ -80,9 +82,7 @@ def _export_raw(name: str, fmt: str, path: Path) -> float:
         program = torch.onnx.export(model, (x,), dynamo=True, opset_version=18, verbose=False)
         data = program.model_proto.SerializeToString()
     seconds = time.perf_counter() - start
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, data)
     return seconds
 
 

@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from starpose.fileio import atomic_write_json
 from starpose.sample_data import SAMPLES_DIR  # torch-free at import (so are starpose's network names)
 
 __all__ = ["BenchTarget", "BenchRow", "BenchReport", "collect_targets", "eager_target", "run_bench",
@@ -427,12 +428,7 @@ class BenchReport:
                 "seconds": round(self.seconds, 1), "machine": self.machine, "rows": out}
 
     def write_json(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-        return path
+        return atomic_write_json(path, self.to_dict(), indent=2)
 
     def render(self) -> str:
         head = (f"{'target':38s} {'runtime':11s} {'prec':5s} {'thr':>3s} {'median':>8s} {'p10':>8s} {'p90':>8s} "

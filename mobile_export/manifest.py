@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from starpose.fileio import atomic_write_json, file_sha256
 
 __all__ = [
     "MANIFEST_NAME",
@@ -43,14 +43,6 @@ class IntegrityProblem:
 
     def __str__(self) -> str:
         return f"{self.name}: {self.problem}"
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def describe_path(path: Path) -> dict[str, Any]:
@@ -111,14 +103,7 @@ def update_manifest(out_dir: Path, entries: dict[str, dict[str, Any]]) -> Path:
         "artifacts": dict(sorted(artifacts.items())),
     }
     path = out_dir / MANIFEST_NAME
-    tmp = out_dir / f".tmp-{uuid.uuid4().hex[:8]}-{MANIFEST_NAME}"
-    try:
-        tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return atomic_write_json(path, doc, indent=2)
 
 
 def check_entry(out_dir: Path, name: str, entry: dict[str, Any]) -> list[IntegrityProblem]:

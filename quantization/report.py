@@ -16,10 +16,7 @@ it measured.
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -32,6 +29,7 @@ from mobile_export.formats import exporter_for
 from mobile_export.manifest import describe_path
 from mobile_export.metadata import read_metadata_file, sidecar_path
 from mobile_export.parity import ParityReport, coco_crops, measure_parity
+from starpose.fileio import atomic_write_text
 from starpose.processing import apply_affine
 from starpose.spec import PoseSpec
 
@@ -224,23 +222,10 @@ class QuantizationReport:
         return "\n".join(lines) + "\n"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def write_report(report: QuantizationReport, out_dir: Path, log: Callable[[str], None] = lambda m: None) -> tuple[Path, Path]:
     out_dir = Path(out_dir)
     jpath, mpath = out_dir / REPORT_JSON, out_dir / REPORT_MD
-    _atomic_write(jpath, json.dumps(report.to_dict(), indent=2) + "\n")
-    _atomic_write(mpath, report.markdown())
+    atomic_write_text(jpath, json.dumps(report.to_dict(), indent=2) + "\n")
+    atomic_write_text(mpath, report.markdown())
     log(f"report: {jpath}, {mpath}")
     return jpath, mpath

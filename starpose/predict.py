@@ -12,7 +12,6 @@ smoothing.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -255,12 +254,12 @@ def _coco_results(poses: list[Pose], image_id: int) -> list[dict]:
 def _write_image(path: Path, rgb: np.ndarray) -> None:
     import cv2
 
-    from .train.checkpoint import atomic_save
+    from .fileio import atomic_write_bytes
 
     ok, buf = cv2.imencode(path.suffix, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise OSError(f"{path}: could not encode the overlay")
-    atomic_save(lambda tmp: Path(tmp).write_bytes(buf.tobytes()), path)
+    atomic_write_bytes(path, buf.tobytes())
 
 
 def _predict_video(predictor: PosePredictor, path: Path, out_dir: Path, results: list, images: list,

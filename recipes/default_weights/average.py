@@ -39,7 +39,7 @@ def average(earlier: Path, later: Path, out: Path, later_share: float = 0.5) -> 
     import torch
     from safetensors.torch import save_file
 
-    from starpose.train.checkpoint import atomic_save
+    from starpose.fileio import atomic_write
 
     if not 0.0 < later_share < 1.0:
         raise SystemExit(f"--later-share must lie strictly between 0 and 1, got {later_share}")
@@ -68,7 +68,7 @@ def average(earlier: Path, later: Path, out: Path, later_share: float = 0.5) -> 
     meta = {**meta_b, "lineage": json.dumps(lineage), "averaged_with": earlier.name}
     meta.pop("val", None)  # the later file's validation numbers are not this file's
     meta.pop("val_score", None)
-    atomic_save(lambda tmp: save_file(avg, tmp, metadata=meta), out)
+    atomic_write(out, lambda tmp: save_file(avg, tmp, metadata=meta))
     return meta
 
 

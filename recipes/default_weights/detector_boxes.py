@@ -16,7 +16,6 @@ repository (data/ is ignored).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections import defaultdict
@@ -71,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     from starpose.detect import load_detector
     from starpose.detect.spec import PERSON_DETECTOR_SPEC
     from starpose.spec import COCO_SPEC
-    from starpose.train.checkpoint import atomic_save
+    from starpose.fileio import atomic_write_json
 
     torch.set_num_threads(args.threads)
     spec = PERSON_DETECTOR_SPEC
@@ -120,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": round(time.perf_counter() - t0, 1),
             "boxes": boxes,
         }
-        atomic_save(lambda tmp: Path(tmp).write_text(json.dumps(report)), out_dir / f"{src.name}.json")
+        atomic_write_json(out_dir / f"{src.name}.json", report)
         print(f"{src.name}: {len(boxes)} of {len(samples)} people matched (IoU >= {args.min_iou}; quartiles "
               f"{report['iou_quartiles']}), {len(by_image)} photos in {report['seconds']} s -> "
               f"{out_dir / (src.name + '.json')}", flush=True)

@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> None:
     from starpose import create_model
     from starpose.models.checkpoint import load_into
     from starpose.models.weights import weights_path
-    from starpose.train.checkpoint import atomic_save, load_checkpoint, save_weights
+    from starpose.fileio import atomic_write_json
+    from starpose.train.checkpoint import load_checkpoint, save_weights
 
     torch.set_num_threads(2)
     model = create_model(args.variant)
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
             "coco_fixture_ap_gt_boxes": f"{results.get('fixture', {}).get('AP', float('nan')):.4f}",
             "lineage": json.dumps(lineage), "mix": meta_in.get("mix", ""), "summary": json.dumps(summary)}
     save_weights(out, model, meta)
-    atomic_save(lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=1) + "\n"), args.summary)
+    atomic_write_json(args.summary, summary, indent=1)
     print(f"weights: {out} ({status})\nsummary: {args.summary}")
 
 

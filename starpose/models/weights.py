@@ -1,10 +1,11 @@
 """Pretrained weights shipped inside the package (``starpose/assets/weights``)."""
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch.nn as nn
+
+from ..fileio import file_sha256
 
 __all__ = ["weights_path", "load_pretrained", "available_pretrained", "file_sha256"]
 
@@ -17,14 +18,6 @@ def weights_path(variant: str) -> Path:
 
 def available_pretrained() -> list[str]:
     return sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors")) if WEIGHTS_DIR.is_dir() else []
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_pretrained(model: nn.Module, variant: str) -> nn.Module:

@@ -1,38 +1,21 @@
 """Atomic training checkpoints, readable with ``torch.load(weights_only=True)``."""
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["atomic_save", "save_checkpoint", "load_checkpoint", "save_weights", "CHECKPOINT_VERSION"]
+from ..fileio import atomic_write
+
+__all__ = ["save_checkpoint", "load_checkpoint", "save_weights", "CHECKPOINT_VERSION"]
 
 CHECKPOINT_VERSION = 1
 
 
-def atomic_save(write, path: str | Path) -> Path:
-    """Call ``write(tmp_path)`` and rename onto ``path``: readers never see a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     state = {"version": CHECKPOINT_VERSION, **state}
-    return atomic_save(lambda tmp: torch.save(state, tmp), path)
+    return atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -53,4 +36,4 @@ def save_weights(path: str | Path, model: torch.nn.Module, metadata: dict[str, s
     from safetensors.torch import save_file
 
     sd = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    return atomic_save(lambda tmp: save_file(sd, tmp, metadata=metadata or {}), path)
+    return atomic_write(path, lambda tmp: save_file(sd, tmp, metadata=metadata or {}))

@@ -1,0 +1,63 @@
+"""Writing files so that no reader ever sees half of one, and hashing them.
+
+Every file the package writes (checkpoints, weights, results, reports, exported artifacts'
+manifests, benchmark results) goes through :func:`atomic_write`: the bytes go to a uniquely named
+temporary file in the target's folder, which is renamed onto the target only once the write has
+finished. A failed or interrupted write leaves the previous file (if any) untouched and no
+temporary file behind. Torch-free, so the artifact runners and ``bench``'s workers can use it.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "file_sha256"]
+
+
+def atomic_write(path: str | Path, write: Callable[[str], Any]) -> Path:
+    """Call ``write(tmp_path)`` and rename the result onto ``path`` (its folder is created).
+
+    ``tmp_path`` is a fresh file beside ``path`` (same file system, so the rename is atomic),
+    named ``.<name>.<random>.tmp``: two writers of one target never share a temporary file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def atomic_write_json(path: str | Path, obj: Any, indent: int | None = None) -> Path:
+    """``obj`` as JSON (a newline at the end when indented). The text is made before the file is
+    touched, so an object that cannot be written as JSON leaves nothing behind."""
+    text = json.dumps(obj, indent=indent)
+    return atomic_write_text(path, text + "\n" if indent is not None else text)
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,73 @@
+"""starpose.fileio: the one place files are written atomically and hashed."""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+
+import pytest
+
+from starpose.fileio import atomic_write, atomic_write_bytes, atomic_write_json, atomic_write_text, file_sha256
+
+
+def test_writes_and_creates_the_folder(tmp_path):
+    target = tmp_path / "a" / "b" / "out.json"
+    assert atomic_write_json(target, {"x": [1, 2]}, indent=2) == target
+    assert json.loads(target.read_text()) == {"x": [1, 2]}
+    assert target.read_text().endswith("\n")
+    atomic_write_json(target, [3])
+    assert target.read_text() == "[3]"  # compact form: no indent, no newline
+    assert atomic_write_text(tmp_path / "t.md", "héllo\n").read_text(encoding="utf-8") == "héllo\n"
+    assert atomic_write_bytes(tmp_path / "b.bin", b"\x00\xff").read_bytes() == b"\x00\xff"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b.bin", "t.md"]
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
+    target = tmp_path / "weights.bin"
+    target.write_bytes(b"old")
+
+    def half_then_fail(tmp):
+        with open(tmp, "wb") as f:
+            f.write(b"half of the new")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(target, half_then_fail)
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["weights.bin"]
+
+
+def test_unserialisable_json_touches_nothing(tmp_path):
+    target = tmp_path / "r.json"
+    target.write_text("[1]")
+    with pytest.raises(TypeError):
+        atomic_write_json(target, {"bad": object()})
+    assert target.read_text() == "[1]"
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_temp_files_are_unique_per_write(tmp_path):
+    target = tmp_path / "x.txt"
+    seen = []
+    atomic_write(target, lambda tmp: (seen.append(tmp), open(tmp, "w").write("1")))
+    atomic_write(target, lambda tmp: (seen.append(tmp), open(tmp, "w").write("2")))
+    assert seen[0] != seen[1]
+    assert all(p.startswith(str(tmp_path / ".x.txt.")) and p.endswith(".tmp") for p in seen)
+    assert target.read_text() == "2"
+
+
+def test_file_sha256_matches_hashlib_across_chunks(tmp_path):
+    data = bytes(range(256)) * 5000  # 1.28 MB: more than one 1 MiB chunk
+    p = tmp_path / "d.bin"
+    p.write_bytes(data)
+    assert file_sha256(p) == hashlib.sha256(data).hexdigest()
+    from mobile_export.manifest import file_sha256 as manifest_sha
+    from starpose.models.weights import file_sha256 as weights_sha
+    assert manifest_sha is file_sha256 and weights_sha is file_sha256
+
+
+def test_importing_it_does_not_import_torch():
+    code = "import sys, starpose.fileio, mobile_export.manifest; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
