@@ -40,7 +40,6 @@ from .contract import IMAGE_INPUT
 from .metadata import MetadataError, sidecar_path
 
 if TYPE_CHECKING:
-    import torch
     import torch.nn as nn
 
 __all__ = [

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import torch
 import torch.nn as nn
 
 from mobile_export.base import Runner

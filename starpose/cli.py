@@ -359,9 +359,6 @@ def eval_cmd(dataset, data_root, ids, ann_file, img_dir, boxes, det_file, detect
              input_size, flip, batch_size, results_out, json_out) -> None:
     """Evaluate on COCO / CrowdPose (OKS AP with GT, detection-file or bundled-detector boxes), MPII
     (PCKh) or LSP / LSPET (PCK@0.2 by torso size)."""
-    import json
-    from pathlib import Path
-
     if ids and dataset == "mpii":
         raise click.UsageError("--ids is for --dataset lsp, coco or crowdpose")
     if ids and boxes == "det":

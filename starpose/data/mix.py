@@ -34,7 +34,6 @@ keypoint (``keypoint_labels``: ``h`` human, ``t`` teacher, ``-`` none); a source
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, field

@@ -11,9 +11,7 @@ only around convolutions, instead of the release's repeated NCHW↔NLC reshapes.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.nn as nn
