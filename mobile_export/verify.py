@@ -20,12 +20,12 @@ artifact, or as it happens with ``--verbose`` (:mod:`starpose._quiet`).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from starpose._quiet import captured
+from starpose.fileio import atomic_write_json
 
 from .base import ArtifactLoadError, MissingExtraError, ObservedIO, RuntimeUnavailable
 from .formats import FORMATS, exporter_for
@@ -96,7 +96,7 @@ class VerifyReport:
         }
 
     def write_json(self, path: Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        atomic_write_json(path, self.to_dict(), indent=2)
 
     def render(self) -> str:
         lines = [f"verify {self.root}" + (f" (parity crops: {self.crops})" if self.crops else "")]

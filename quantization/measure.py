@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from starpose.fileio import atomic_write_json
+
 __all__ = ["measure", "interleaved_latency", "main"]
 
 
@@ -123,10 +125,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     result = measure(args.variant, args.weights, args.calib, args.artifacts, threads=args.threads,
                      rounds=args.rounds, iters=args.iters, int8_depthwise=args.int8_depthwise)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(f".{args.out.name}.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(args.out)
+    atomic_write_json(args.out, result, indent=2)
     print(json.dumps({k: result[k] for k in ("variant", "float_depthwise", "int8_pipeline_s", "size_ratio", "speedup")},
                      indent=1))
     return result

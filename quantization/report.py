@@ -16,7 +16,6 @@ it measured.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -30,7 +29,7 @@ from mobile_export.formats import exporter_for
 from mobile_export.manifest import describe_path
 from mobile_export.metadata import read_metadata_file, sidecar_path
 from mobile_export.parity import ParityReport, coco_crops, measure_parity
-from starpose.fileio import atomic_write_text
+from starpose.fileio import atomic_write_json, atomic_write_text
 from starpose.processing import apply_affine
 from starpose.spec import PoseSpec
 
@@ -226,7 +225,7 @@ class QuantizationReport:
 def write_report(report: QuantizationReport, out_dir: Path, log: Callable[[str], None] = lambda m: None) -> tuple[Path, Path]:
     out_dir = Path(out_dir)
     jpath, mpath = out_dir / REPORT_JSON, out_dir / REPORT_MD
-    atomic_write_text(jpath, json.dumps(report.to_dict(), indent=2) + "\n")
+    atomic_write_json(jpath, report.to_dict(), indent=2)
     atomic_write_text(mpath, report.markdown())
     log(f"report: {jpath}, {mpath}")
     return jpath, mpath

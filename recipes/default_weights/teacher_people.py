@@ -39,6 +39,7 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO))
 
 from starpose.distill.labels import LabelPolicy, annotation_from_reading, coco_dataset, oks_nms, reading_from_pose  # noqa: E402
+from starpose.fileio import atomic_write_json  # noqa: E402
 
 TEACHER = {"models": ("heavy",), "flip": True, "passes": 2}
 TEACHER_NAME = "MediaPipe BlazePose heavy (Apache-2.0), flip test, 2 passes"
@@ -91,12 +92,6 @@ def _teacher():
     return BlazePoseTeacher(**TEACHER)
 
 
-def _atomic_json(path: Path, data) -> None:
-    from starpose.fileio import atomic_write_json
-
-    atomic_write_json(path, data)
-
-
 # --------------------------------------------------------------------------- ccp
 
 
@@ -126,7 +121,7 @@ def label_ccp(people: Path, out_dir: Path, policy: LabelPolicy, limit: int | Non
             anns.append(dict(a, image_id=image_id))
     info = {"description": "ccp/ photos of ../shared/people labelled by the teacher", "teacher": TEACHER_NAME,
             "photos": "Clothing Co-Parsing (Apache-2.0), read in place from ../shared/people/ccp/photos"}
-    _atomic_json(out_dir / "ccp.json", coco_dataset(images, anns, info))
+    atomic_write_json(out_dir / "ccp.json", coco_dataset(images, anns, info))
     stats = {"photos": len(photos), "detected": sum(len(recs[p.name]["people"]) for p in photos),
              "kept_people": len(anns), "kept_photos": len(images),
              "mean_keypoints": round(float(np.mean([a["num_keypoints"] for a in anns])), 2) if anns else 0.0}
@@ -179,7 +174,7 @@ def label_lspet_face(people: Path, out_dir: Path, holdout: dict, face_thr: float
     info = {"description": "LSPET training people: human limb labels, teacher face points where confident",
             "teacher": TEACHER_NAME, "face_thr": face_thr, "limb_agreement_pck": agree,
             "photos": "LSPET (research use), read in place from ../shared/people/lspet/images"}
-    _atomic_json(out_dir / "lspet_face.json", coco_dataset(images, anns, info))
+    atomic_write_json(out_dir / "lspet_face.json", coco_dataset(images, anns, info))
     stats = {"people": len(samples), "with_face": len(anns),
              "teacher_limb_pck_median": round(float(np.median(agreement)), 1) if agreement else None,
              "face_points": int(sum(a["keypoint_labels"][:5].count("t") for a in anns))}
@@ -221,7 +216,7 @@ def teacher_val(people: Path, out: Path | None, fixture: Path | None, only: set[
            "command": "python recipes/default_weights/teacher_people.py val",
            "seconds": round(time.time() - t0, 1), "results": results}
     if out is not None:
-        _atomic_json(out, doc)
+        atomic_write_json(out, doc)
         print(f"wrote {out}")
     return doc
 
