@@ -21,7 +21,7 @@ from ..data.coco import CocoIndex, coco_gt_samples
 from ..data.targets import KLDiscretLoss, limb_swap_groups
 from ..data.topdown import TopDownDataset, collate
 from ..data.transforms import AugmentConfig
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_json
 from ..spec import SPECS, PoseSpec
 from .checkpoint import load_checkpoint, save_checkpoint, save_weights
 from .config import TrainConfig
@@ -317,9 +317,9 @@ def train(
 
     if is_main:
         work_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(work_dir / "config.json", json.dumps(cfg.to_dict(), indent=1))
+        atomic_write_json(work_dir / "config.json", cfg.to_dict(), indent=1)
         if mix is not None:
-            atomic_write_text(work_dir / "mix.json", json.dumps(mix.to_dict(), indent=1))
+            atomic_write_json(work_dir / "mix.json", mix.to_dict(), indent=1)
         n_params = sum(p.numel() for p in model.parameters())
         log(f"training {cfg.variant} ({n_params:,} params) on {len(dataset)} people, {world} process(es), "
             f"lr {lr:.2e}, batch {cfg.batch_size}x{world}, {cfg.epochs} epochs, device {device}, "
@@ -414,7 +414,7 @@ def train(
                 if ema is not None:
                     state["ema"] = ema.state_dict()
                 save_checkpoint(last, state)
-            atomic_write_text(work_dir / "history.json", json.dumps(history, indent=1))
+            atomic_write_json(work_dir / "history.json", history, indent=1)
         if distributed:
             dist.barrier()
     final = None
