@@ -51,15 +51,46 @@ def _round(m: dict) -> dict:
     return {k: round(float(v), 4) for k, v in m.items()}
 
 
-def evaluate(model, people: Path, fixture: Path) -> tuple[dict, dict]:
+def validation(people: Path, fixture: Path) -> list:
+    """The validation sets: the held-out people of every human-labelled source of ``people_mix.json``,
+    then the COCO fixture (``fixture``) when it is there."""
     from starpose import COCO_SPEC
     from starpose.data.mix import load_mix
-    from starpose.evaluation.holdout import coco_gt_set, predict_sets, score_keypoints, validation_sets
+    from starpose.evaluation.holdout import coco_gt_set, validation_sets
 
     mix = load_mix(HERE / "people_mix.json", {"people": str(people)})
     sets = validation_sets(mix, COCO_SPEC)
     if (fixture / "test_coco.json").is_file():
         sets.append(coco_gt_set("fixture", fixture / "test_coco.json", fixture, COCO_SPEC))
+    return sets
+
+
+def load_weights(variant: str, path: Path):
+    """``(model in eval mode, metadata)`` of a weights file: safetensors, or a run's ``last.pt`` (its EMA
+    when it has one)."""
+    from safetensors import safe_open
+
+    from starpose import create_model
+    from starpose.models.checkpoint import load_into
+    from starpose.train.checkpoint import load_checkpoint
+
+    model = create_model(variant)
+    if path.suffix == ".pt":
+        ck = load_checkpoint(path)
+        model.load_state_dict(ck["ema"]["module"] if "ema" in ck else ck["model"])
+        meta = {"epoch": str(ck["epoch"]), "lineage": ck.get("lineage", "[]")}
+    else:
+        load_into(model, path)
+        with safe_open(str(path), "pt") as f:
+            meta = dict(f.metadata() or {})
+    return model.eval(), meta
+
+
+def evaluate(model, people: Path, fixture: Path) -> tuple[dict, dict]:
+    from starpose import COCO_SPEC
+    from starpose.evaluation.holdout import predict_sets, score_keypoints
+
+    sets = validation(people, fixture)
     preds = predict_sets(model, sets, COCO_SPEC, flip=True, progress=True)
     results = {vs.name: _round(score_keypoints(vs, preds[vs.name][0], COCO_SPEC, preds[vs.name][1])) for vs in sets}
     plain = predict_sets(model, sets, COCO_SPEC, flip=False)
@@ -103,26 +134,12 @@ def main(argv: list[str] | None = None) -> None:
         if not p.exists():
             raise SystemExit(f"{what}: {p} not found")
 
-    from safetensors import safe_open
-
-    from starpose import create_model
-    from starpose.models.checkpoint import load_into
-    from starpose.models.weights import weights_path
     from starpose.fileio import atomic_write_json
-    from starpose.train.checkpoint import load_checkpoint, save_weights
+    from starpose.models.weights import weights_path
+    from starpose.train.checkpoint import save_weights
 
     torch.set_num_threads(2)
-    model = create_model(args.variant)
-    meta_in: dict = {}
-    if args.weights.suffix == ".pt":
-        ck = load_checkpoint(args.weights)
-        model.load_state_dict(ck["ema"]["module"] if "ema" in ck else ck["model"])
-        meta_in = {"epoch": str(ck["epoch"]), "lineage": ck.get("lineage", "[]")}
-    else:
-        load_into(model, args.weights)
-        with safe_open(str(args.weights), "pt") as f:
-            meta_in = f.metadata() or {}
-    model.eval()
+    model, meta_in = load_weights(args.variant, args.weights)
     results, calibration = evaluate(model, args.people, args.fixture)
     teacher = json.loads(args.teacher.read_text())["results"]
     met = goals(results, teacher)

@@ -22,7 +22,7 @@ from ..data.mix import Mix, Source, load_holdout, source_samples
 from ..data.topdown import PersonSample, TopDownDataset
 from ..spec import PoseSpec
 
-__all__ = ["ValSet", "validation_sets", "score_keypoints", "evaluate_sets", "selection_score"]
+__all__ = ["ValSet", "validation_sets", "coco_results", "score_keypoints", "evaluate_sets", "selection_score"]
 
 
 @dataclass
@@ -83,6 +83,22 @@ def coco_gt_set(name: str, ann_file: str | Path, image_root: str | Path, spec: P
     return ValSet(name, "oks", coco_gt_samples(index, image_root), gt=gt)
 
 
+def coco_results(vs: ValSet, keypoints: list[np.ndarray], spec: PoseSpec,
+                 areas: list[float] | None = None) -> list[dict]:
+    """COCO keypoint results of an ``oks`` set's predictions (one (K, 3) array per sample, image
+    pixels), as :func:`score_keypoints` scores them (box score 1, OKS-NMS at 0.9 per photo)."""
+    from ..inference import to_coco_results
+
+    if len(keypoints) != len(vs.samples):
+        raise ValueError(f"{vs.name}: {len(keypoints)} predictions for {len(vs.samples)} people")
+    preds = []
+    for i, (s, k) in enumerate(zip(vs.samples, keypoints)):
+        area = areas[i] if areas is not None else float(s.bbox[2] * s.bbox[3])
+        preds.append({"keypoints": np.asarray(k, np.float64), "image_id": s.image_id, "bbox_score": 1.0,
+                      "area": area, "ann_id": s.ann_id})
+    return to_coco_results(preds, spec, nms_thr=0.9)
+
+
 def score_keypoints(vs: ValSet, keypoints: list[np.ndarray], spec: PoseSpec,
                     areas: list[float] | None = None) -> dict[str, float]:
     """Metrics of predicted keypoints (one (K, 3) array per sample of ``vs``, image pixels)."""
@@ -95,15 +111,9 @@ def score_keypoints(vs: ValSet, keypoints: list[np.ndarray], spec: PoseSpec,
         gt = np.stack([s.keypoints for s in vs.samples])
         vis = np.stack([s.visible for s in vs.samples])
         return pck(pred, gt, vis, 0.2)
-    from ..inference import to_coco_results
     from .oks import coco_keypoint_eval
 
-    preds = []
-    for i, (s, k) in enumerate(zip(vs.samples, keypoints)):
-        area = areas[i] if areas is not None else float(s.bbox[2] * s.bbox[3])
-        preds.append({"keypoints": np.asarray(k, np.float64), "image_id": s.image_id, "bbox_score": 1.0,
-                      "area": area, "ann_id": s.ann_id})
-    results = to_coco_results(preds, spec, nms_thr=0.9)
+    results = coco_results(vs, keypoints, spec, areas)
     with tempfile.TemporaryDirectory() as tmp:
         gt_path = Path(tmp) / f"{vs.name}.json"
         gt_path.write_text(json.dumps(vs.gt))
