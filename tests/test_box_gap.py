@@ -57,3 +57,45 @@ def test_subset_keeps_only_the_chosen_photos_and_their_people(tmp_path):
     assert [a["image_id"] for a in sub["annotations"]] == [3, 3] and sub["categories"] == doc["categories"]
     with pytest.raises(SystemExit, match="ann.json: none of its photos"):
         subset_annotations(path, {99}, tmp_path / "none.json")
+
+
+def _photos_json(tmp_path, n_photos=10, seed=0):
+    """A COCO keypoints json of ``n_photos`` photos, two labelled people each, and exact predictions."""
+    rng = np.random.default_rng(seed)
+    images, anns, exact = [], [], []
+    for i in range(1, n_photos + 1):
+        images.append({"id": i, "file_name": f"{i}.jpg", "width": 640, "height": 480})
+        for _ in range(2):
+            x, y, w, h = rng.uniform(10, 300), rng.uniform(10, 150), rng.uniform(80, 200), rng.uniform(150, 300)
+            kp = np.stack([rng.uniform(x, x + w, 17), rng.uniform(y, y + h, 17), np.full(17, 2.0)], 1)
+            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": 1, "bbox": [x, y, w, h], "area": w * h,
+                         "iscrowd": 0, "num_keypoints": 17, "keypoints": kp.reshape(-1).tolist()})
+            exact.append({"image_id": i, "category_id": 1, "score": float(rng.uniform(0.5, 1)),
+                          "keypoints": np.concatenate([kp[:, :2] + rng.normal(0, 1.0, (17, 2)), np.ones((17, 1))],
+                                                      1).reshape(-1).tolist()})
+    path = tmp_path / "people.json"
+    path.write_text(json.dumps({"images": images, "annotations": anns,
+                                "categories": [{"id": 1, "name": "person", "keypoints": [], "skeleton": []}]}))
+    return path, exact
+
+
+def test_ratio_interval_of_the_same_results_is_one_and_of_worse_ones_below(tmp_path):
+    from starpose import COCO_SPEC
+    from benchmarks.box_gap import ratio_interval
+
+    path, exact = _photos_json(tmp_path)
+    same = ratio_interval(path, exact, exact, COCO_SPEC.sigmas, resamples=30)
+    assert same["interval_90"] == [1.0, 1.0] and same["share_at_least_0.9x"] == 1.0
+    rng = np.random.default_rng(1)
+    # "ours": half the photos lose one person (a miss), the rest as exact
+    drop = {i for i in range(1, 11) if rng.random() < 0.5} or {1}
+    kept, seen = [], set()
+    for r in exact:
+        if r["image_id"] in drop and r["image_id"] not in seen:
+            seen.add(r["image_id"])
+            continue
+        kept.append(r)
+    worse = ratio_interval(path, exact, kept, COCO_SPEC.sigmas, resamples=200)
+    lo, hi = worse["interval_90"]
+    assert 0.3 < lo <= hi < 1.0 and worse["share_at_least_0.9x"] < 0.5
+    assert ratio_interval(path, exact, [], COCO_SPEC.sigmas, resamples=5) is None
