@@ -209,3 +209,14 @@ def test_compare_script_packaged_against_itself(compare_script, tmp_path):
     for name, m in summary["sets"].items():
         key = "AP" if name != "lspet" else "PCK@0.2"
         assert m["a"] == pytest.approx(packaged[name][key] / (100.0 if name == "lspet" else 1.0), abs=1e-4)
+
+
+def test_package_refuses_a_missing_against_file_before_evaluating(tmp_path):
+    from starpose.models.weights import weights_path
+
+    spec = importlib.util.spec_from_file_location("_recipe_package", COMPARE.parent / "package.py")
+    package = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(package)
+    with pytest.raises(SystemExit, match=r"--against: .*gone\.safetensors not found"):
+        package.main([str(weights_path("starpose_t")), "--people", str(tmp_path), "--dry-run",
+                      "--against", str(tmp_path / "gone.safetensors")])

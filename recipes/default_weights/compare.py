@@ -34,30 +34,6 @@ def _package():
     return mod
 
 
-def bootstrap_inputs(sets: list, preds_a: dict, preds_b: dict, spec) -> list[dict]:
-    """``starpose.evaluation.bootstrap.compare``'s input from validation sets and each file's predictions
-    (``predict_sets`` output: per set, keypoints and areas)."""
-    import numpy as np
-
-    from starpose.evaluation.holdout import coco_results
-
-    out = []
-    for vs in sets:
-        entry = {"name": vs.name, "metric": vs.metric, "photos": [int(s.image_id) for s in vs.samples],
-                 "in_score": vs.name != "fixture"}
-        if vs.metric == "oks":
-            entry.update(gt=vs.gt, sigmas=spec.sigmas,
-                         results_a=coco_results(vs, preds_a[vs.name][0], spec, preds_a[vs.name][1]),
-                         results_b=coco_results(vs, preds_b[vs.name][0], spec, preds_b[vs.name][1]))
-        else:
-            entry.update(gt=np.stack([s.keypoints for s in vs.samples]),
-                         visible=np.stack([s.visible for s in vs.samples]),
-                         pred_a=np.stack([k[:, :2] for k in preds_a[vs.name][0]]),
-                         pred_b=np.stack([k[:, :2] for k in preds_b[vs.name][0]]))
-        out.append(entry)
-    return out
-
-
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("a", type=Path, help="the weights to beat (e.g. the packaged file)")
@@ -82,7 +58,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from starpose import COCO_SPEC
     from starpose.evaluation.bootstrap import compare
-    from starpose.evaluation.holdout import predict_sets
+    from starpose.evaluation.holdout import bootstrap_inputs, predict_sets
     from starpose.fileio import atomic_write_json
 
     pkg = _package()

@@ -12,6 +12,11 @@ the recipe holds (below), ``interim`` otherwise; writes
 ``starpose/assets/weights/<variant>.safetensors`` (atomically) with the numbers and the lineage in
 its metadata, and ``results/package.json`` with the same summary for docs/MODEL_CARD.md.
 
+The summary also holds ``against_previous``: the new weights against the file they replace (or
+``--against FILE``; ``--no-against`` to skip) by a paired bootstrap over the validation photos
+(``compare.py``): B - A per set and for the validation score, with 90% intervals. A step whose
+score interval holds 0 is one the validation photos cannot tell from chance.
+
 Goals (issue "Default weights that find people"): OKS AP >= 0.45 on the held-out ``coco`` people
 and >= 0.5 on the fixture, above the teacher on every COCO-17 validation source, LSPET PCK@0.2 >= 80.
 """
@@ -86,12 +91,23 @@ def load_weights(variant: str, path: Path):
     return model.eval(), meta
 
 
-def evaluate(model, people: Path, fixture: Path) -> tuple[dict, dict]:
+def evaluate(model, people: Path, fixture: Path, against=None, resamples: int = 1000) -> tuple[dict, dict, dict | None]:
+    """Metrics per validation set (flip, and the primary metric without flip), the keypoint threshold's
+    calibration, and, when ``against`` (another model) is given, the paired bootstrap of this model
+    against it (``starpose.evaluation.bootstrap``: B - A per set and for the score, 90% intervals)."""
     from starpose import COCO_SPEC
     from starpose.evaluation.holdout import predict_sets, score_keypoints
 
     sets = validation(people, fixture)
     preds = predict_sets(model, sets, COCO_SPEC, flip=True, progress=True)
+    comparison = None
+    if against is not None:
+        from starpose.evaluation.bootstrap import compare
+        from starpose.evaluation.holdout import bootstrap_inputs
+
+        previous = predict_sets(against, sets, COCO_SPEC, flip=True, progress=True)
+        comps, score = compare(bootstrap_inputs(sets, previous, preds, COCO_SPEC), resamples)
+        comparison = {"resamples": resamples, "sets": {c.name: c.summary() for c in comps}, "score": score.summary()}
     results = {vs.name: _round(score_keypoints(vs, preds[vs.name][0], COCO_SPEC, preds[vs.name][1])) for vs in sets}
     plain = predict_sets(model, sets, COCO_SPEC, flip=False)
     for vs in sets:
@@ -102,7 +118,7 @@ def evaluate(model, people: Path, fixture: Path) -> tuple[dict, dict]:
     calibration = calibrate_threshold([k for vs in cal_sets for k in preds[vs.name][0]],
                                       [s.visible for vs in cal_sets for s in vs.samples])
     calibration["sets"] = [vs.name for vs in cal_sets]
-    return results, calibration
+    return results, calibration, comparison
 
 
 def goals(results: dict, teacher: dict) -> dict:
@@ -129,6 +145,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=None, help="default: the packaged weights file")
     ap.add_argument("--summary", type=Path, default=HERE / "results" / "package.json")
     ap.add_argument("--dry-run", action="store_true", help="evaluate and print; write nothing")
+    ap.add_argument("--against", type=Path, default=None,
+                    help="weights to compare with by a paired bootstrap over the validation photos (default: the "
+                         "file that --out replaces, when it exists; compare.py has the details)")
+    ap.add_argument("--no-against", action="store_true", help="skip that comparison")
     args = ap.parse_args(argv)
     for what, p in (("people", args.people), ("teacher results", args.teacher), ("weights", args.weights)):
         if not p.exists():
@@ -140,7 +160,14 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(2)
     model, meta_in = load_weights(args.variant, args.weights)
-    results, calibration = evaluate(model, args.people, args.fixture)
+    out = args.out or weights_path(args.variant)
+    against_path = None if args.no_against else (args.against or (out if out.is_file() else None))
+    if against_path is not None and not against_path.is_file():
+        raise SystemExit(f"--against: {against_path} not found")
+    against = load_weights(args.variant, against_path)[0] if against_path is not None else None
+    results, calibration, comparison = evaluate(model, args.people, args.fixture, against)
+    if comparison is not None:
+        comparison = {"a": against_path.name, "b": args.weights.name, **comparison}
     teacher = json.loads(args.teacher.read_text())["results"]
     met = goals(results, teacher)
     status = "release" if met and all(met.values()) else "interim"
@@ -152,16 +179,17 @@ def main(argv: list[str] | None = None) -> None:
         "validation": results,
         "teacher": {k: {m: round(v, 4) for m, v in r.items()} for k, r in teacher.items()},
         "calibration": calibration,
+        "against_previous": comparison,
         "lineage": lineage,
         "epochs_this_run": meta_in.get("epoch"),
         "people_seen_this_run": meta_in.get("people_seen"),
         "mix": json.loads(meta_in["mix"]) if meta_in.get("mix") else None,
         "command": f"python recipes/default_weights/package.py {args.weights.name}",
     }
-    print(json.dumps({k: summary[k] for k in ("status", "goals", "validation", "calibration")}, indent=1))
+    print(json.dumps({k: summary[k] for k in ("status", "goals", "validation", "calibration", "against_previous")},
+                     indent=1))
     if args.dry_run:
         return
-    out = args.out or weights_path(args.variant)
     total_epochs = sum(int(r.get("epochs", 0) or 0) for r in lineage)
     meta = {"variant": args.variant, "recipe": "recipes/default_weights", "status": status,
             "epochs": str(total_epochs), "keypoint_threshold": f"{calibration['keypoint_threshold']:.4f}",

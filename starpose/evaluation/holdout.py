@@ -22,7 +22,8 @@ from ..data.mix import Mix, Source, load_holdout, source_samples
 from ..data.topdown import PersonSample, TopDownDataset
 from ..spec import PoseSpec
 
-__all__ = ["ValSet", "validation_sets", "coco_results", "score_keypoints", "evaluate_sets", "selection_score"]
+__all__ = ["ValSet", "validation_sets", "coco_results", "bootstrap_inputs", "score_keypoints", "evaluate_sets",
+           "selection_score"]
 
 
 @dataclass
@@ -149,3 +150,25 @@ def evaluate_sets(model: torch.nn.Module, sets: list[ValSet], spec: PoseSpec, *,
     """``{set name: metrics}`` for the model (flip test by default)."""
     preds = predict_sets(model, sets, spec, flip=flip, batch_size=batch_size, progress=progress)
     return {vs.name: score_keypoints(vs, preds[vs.name][0], spec, preds[vs.name][1]) for vs in sets}
+
+
+def bootstrap_inputs(sets: list[ValSet], preds_a: dict, preds_b: dict, spec: PoseSpec) -> list[dict]:
+    """:func:`starpose.evaluation.bootstrap.compare`'s input from validation sets and two models'
+    predictions (:func:`predict_sets` output: per set, keypoints and areas). Only the held-out sets of the
+    mix count in the score, as in training's selection score; a whole-json set (:func:`coco_gt_set`, the
+    fixture) is compared but left out of it."""
+    out = []
+    for vs in sets:
+        entry = {"name": vs.name, "metric": vs.metric, "photos": [int(s.image_id) for s in vs.samples],
+                 "in_score": vs.source is not None}
+        if vs.metric == "oks":
+            entry.update(gt=vs.gt, sigmas=spec.sigmas,
+                         results_a=coco_results(vs, preds_a[vs.name][0], spec, preds_a[vs.name][1]),
+                         results_b=coco_results(vs, preds_b[vs.name][0], spec, preds_b[vs.name][1]))
+        else:
+            entry.update(gt=np.stack([s.keypoints for s in vs.samples]),
+                         visible=np.stack([s.visible for s in vs.samples]),
+                         pred_a=np.stack([k[:, :2] for k in preds_a[vs.name][0]]),
+                         pred_b=np.stack([k[:, :2] for k in preds_b[vs.name][0]]))
+        out.append(entry)
+    return out
