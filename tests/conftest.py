@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,23 @@ ALLOWED_SKIPS: list[tuple[str, str]] = [
     (r"CUDA|GPU", "a GPU / CUDA build of torch"),
     (r"^packaged weights are marked release", "a check of interim weights, moot once the weights are released"),
 ]
+
+
+RECIPES = TESTS.parent / "recipes"
+
+
+def load_recipe(relative: str):
+    """A recipe script (``recipes/<relative>``, e.g. ``default_weights/average.py``) as a module: the
+    recipes are scripts, not a package. Registered in ``sys.modules`` while it runs (dataclasses look
+    their module up there)."""
+    import importlib.util
+
+    path = RECIPES / relative
+    spec = importlib.util.spec_from_file_location("_recipe_" + path.stem, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def syntax_errors(parser, source: bytes) -> list[str]:

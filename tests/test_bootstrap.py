@@ -4,7 +4,6 @@ recipes/default_weights/compare.py on the real validation people when ../shared/
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from starpose.evaluation import coco_keypoint_eval
 from starpose.evaluation.bootstrap import (OksResampler, compare, pck_counts, people_of, photo_draws,
                                            resampled_pck)
 
-from conftest import shared
+from conftest import RECIPES, load_recipe, shared
 
 K = 17
 
@@ -170,15 +169,12 @@ def test_fixture_kept_out_of_the_score_and_bad_metric_refused():
         compare([{**sets[0], "metric": "mse"}], resamples=2)
 
 
-COMPARE = Path(__file__).resolve().parents[1] / "recipes" / "default_weights" / "compare.py"
+COMPARE = RECIPES / "default_weights" / "compare.py"
 
 
 @pytest.fixture(scope="module")
 def compare_script():
-    spec = importlib.util.spec_from_file_location("_recipe_compare", COMPARE)
-    m = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(m)
-    return m
+    return load_recipe("default_weights/compare.py")
 
 
 def test_compare_script_refuses_bad_arguments(compare_script, tmp_path):
@@ -214,9 +210,7 @@ def test_compare_script_packaged_against_itself(compare_script, tmp_path):
 def test_package_refuses_a_missing_against_file_before_evaluating(tmp_path):
     from starpose.models.weights import weights_path
 
-    spec = importlib.util.spec_from_file_location("_recipe_package", COMPARE.parent / "package.py")
-    package = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(package)
+    package = load_recipe("default_weights/package.py")
     with pytest.raises(SystemExit, match=r"--against: .*gone\.safetensors not found"):
         package.main([str(weights_path("starpose_t")), "--people", str(tmp_path), "--dry-run",
                       "--against", str(tmp_path / "gone.safetensors")])

@@ -3,9 +3,7 @@ source manifest, and the real teacher on the COCO fixture (when its model files 
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -33,18 +31,14 @@ from starpose.distill.mapping import (
 )
 from starpose.spec import COCO_SPEC
 
-from conftest import COCO_DIR, COCO_JSON, shared
+from conftest import COCO_DIR, COCO_JSON, load_recipe, shared
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "default_weights"
 
 
 def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"_recipe_{name}", RECIPE / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses resolve their module while the file executes
-    spec.loader.exec_module(mod)
-    return mod
+    return load_recipe(f"default_weights/{name}.py")
 
 
 # ---------------------------------------------------------------- landmark → COCO mapping

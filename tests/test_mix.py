@@ -629,12 +629,9 @@ def test_training_with_detector_boxes_records_it(tmp_path):
 
 
 def test_detector_boxes_recipe_matches_by_iou():
-    import importlib.util
+    from conftest import load_recipe
 
-    path = Path(__file__).resolve().parents[1] / "recipes" / "default_weights" / "detector_boxes.py"
-    spec = importlib.util.spec_from_file_location("_recipe_detector_boxes", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_recipe("default_weights/detector_boxes.py")
     det = np.array([[0, 0, 10, 10], [100, 100, 50, 100], [105, 95, 50, 100]], np.float64)
     np.testing.assert_allclose(mod.iou_xywh(np.array([0, 0, 10, 10.0]), det), [1.0, 0.0, 0.0])
     np.testing.assert_allclose(mod.iou_xywh(np.array([5, 0, 10, 10.0]), det[:1]), [50 / 150])

@@ -2,7 +2,6 @@
 metadata, and clear errors (nothing written) when the files do not match."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -11,15 +10,12 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-PATH = Path(__file__).resolve().parents[1] / "recipes" / "default_weights" / "average.py"
+from conftest import load_recipe
 
 
 @pytest.fixture(scope="module")
 def mod():
-    spec = importlib.util.spec_from_file_location("_recipe_average", PATH)
-    m = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(m)
-    return m
+    return load_recipe("default_weights/average.py")
 
 
 def _write(path: Path, w: float, steps: int = 3, meta: dict | None = None, index: int = 7, **extra) -> Path:

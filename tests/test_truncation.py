@@ -178,13 +178,9 @@ def test_cli_and_training_record_it(tmp_path):
 
 
 def test_cut_off_report_splits_people_at_the_photos_edge(tmp_path):
-    import importlib.util
-    from pathlib import Path
+    from conftest import load_recipe
 
-    path = Path(__file__).resolve().parents[1] / "recipes" / "default_weights" / "cut_off.py"
-    spec = importlib.util.spec_from_file_location("_recipe_cut_off", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_recipe("default_weights/cut_off.py")
     assert mod.edge_sides([0, 50, 10, 10], 100, 80, 3) == ("left",)
     assert mod.edge_sides([20, 20, 78, 58], 100, 80, 3) == ("bottom", "right")
     assert mod.edge_sides([20, 20, 10, 10], 100, 80, 3) == ()

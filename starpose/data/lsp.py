@@ -26,7 +26,7 @@ from .errors import DataError
 from .topdown import PersonSample
 
 __all__ = ["LSP_JOINTS", "LSP_TO_COCO", "read_lsp_joints", "lsp_to_coco", "lsp_box", "lsp_samples",
-           "lsp_image_name", "torso_sizes", "pck"]
+           "lsp_image_name", "torso_sizes", "pck_joints", "pck"]
 
 LSP_JOINTS = ("right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle", "right_wrist",
               "right_elbow", "right_shoulder", "left_shoulder", "left_elbow", "left_wrist", "neck", "head_top")
@@ -162,24 +162,34 @@ PCK_GROUPS = {"Shoulder": (5, 6), "Elbow": (7, 8), "Wrist": (9, 10), "Hip": (11,
               "Ankle": (15, 16)}
 
 
+PCK_LIMBS = list(range(5, 17))
+
+
+def pck_joints(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray,
+               thr: float = 0.2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """PCK@thr per joint: ``(hit (N, K), labelled (N, K), has_torso (N,))``. A joint is labelled when
+    its label is and its person has a torso size; it is a hit when labelled and within ``thr`` torso
+    sizes of the label."""
+    torso = torso_sizes(gt, visible)
+    ok = np.isfinite(torso) & (torso > 0)
+    err = np.linalg.norm(pred - gt, axis=-1) / np.where(ok, torso, 1.0)[:, None]
+    lab = (np.asarray(visible) > 0) & ok[:, None]
+    return (err <= thr) & lab, lab, ok
+
+
 def pck(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, thr: float = 0.2) -> dict[str, float]:
     """PCK@thr by torso size over the 12 limb joints (COCO-17 layout in, percentages out).
 
     A joint counts when it is labelled and its person has a torso size; the mean is over all such
     joints (people without a labelled torso diagonal are left out and counted in ``people_skipped``).
     """
-    torso = torso_sizes(gt, visible)
-    ok = np.isfinite(torso) & (torso > 0)
-    err = np.linalg.norm(pred - gt, axis=-1) / np.where(ok, torso, 1.0)[:, None]
-    lab = (visible > 0) & ok[:, None]
-    hit = (err <= thr) & lab
+    hit, lab, ok = pck_joints(pred, gt, visible, thr)
     out = {}
     for name, ids in PCK_GROUPS.items():
         cnt = lab[:, ids].sum()
         out[name] = float(100.0 * hit[:, ids].sum() / cnt) if cnt else float("nan")
-    limbs = list(range(5, 17))
-    total = lab[:, limbs].sum()
-    out[f"PCK@{thr:g}"] = float(100.0 * hit[:, limbs].sum() / total) if total else float("nan")
+    total = lab[:, PCK_LIMBS].sum()
+    out[f"PCK@{thr:g}"] = float(100.0 * hit[:, PCK_LIMBS].sum() / total) if total else float("nan")
     out["people"] = float(ok.sum())
     out["people_skipped"] = float((~ok).sum())
     return out

@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..data.lsp import torso_sizes
+from ..data.lsp import PCK_LIMBS, pck_joints
 
 __all__ = ["OksResampler", "pck_counts", "resampled_pck", "photo_draws", "people_of", "interval", "Comparison",
            "compare"]
@@ -77,16 +77,9 @@ class OksResampler:
 
 def pck_counts(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray,
                thr: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
-    """Per person, PCK@thr's hits and labelled limb joints, as :func:`starpose.data.lsp.pck` counts them
-    (COCO-17 layout, torso size; a person without a torso size counts nothing)."""
-    pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
-    torso = torso_sizes(gt, visible)
-    ok = np.isfinite(torso) & (torso > 0)
-    err = np.linalg.norm(pred - gt, axis=-1) / np.where(ok, torso, 1.0)[:, None]
-    limbs = list(range(5, 17))
-    lab = ((np.asarray(visible) > 0) & ok[:, None])[:, limbs]
-    hit = (err[:, limbs] <= thr) & lab
-    return hit.sum(1).astype(np.int64), lab.sum(1).astype(np.int64)
+    """Per person, PCK@thr's hits and labelled limb joints, as :func:`starpose.data.lsp.pck` counts them."""
+    hit, lab, _ = pck_joints(np.asarray(pred, np.float64), np.asarray(gt, np.float64), visible, thr)
+    return hit[:, PCK_LIMBS].sum(1).astype(np.int64), lab[:, PCK_LIMBS].sum(1).astype(np.int64)
 
 
 def resampled_pck(hits: np.ndarray, labelled: np.ndarray, people: Sequence[int]) -> float:
