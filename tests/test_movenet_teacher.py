@@ -5,20 +5,18 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import load_recipe
 
-SAMPLES = load_recipe("default_weights/teacher_people.py").REPO / "starpose" / "assets" / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "starpose" / "assets" / "samples"
 
 
 @pytest.fixture(scope="module")
 def mn():
-    import sys
-
-    sys.path.insert(0, str(load_recipe("default_weights/teacher_people.py").HERE))  # movenet_teacher imports it
     return load_recipe("default_weights/movenet_teacher.py")
 
 

@@ -47,7 +47,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "recipes" / "person_detector"))
+sys.path.append(str(REPO / "recipes" / "person_detector"))  # convert.py: the npm package, TensorFlow.js
+sys.path.append(str(HERE))  # teacher_people.py
 
 from starpose.fileio import atomic_write_json  # noqa: E402
 
@@ -126,17 +127,12 @@ class MoveNet:
         return np.stack([cx + (out[:, 1] - 0.5) * side, cy + (out[:, 0] - 0.5) * side, out[:, 2]], axis=1)
 
 
-def _read_rgb(path: Path) -> np.ndarray:
-    from starpose.data.topdown import read_image_rgb
-
-    return read_image_rgb(path)
+from teacher_people import _done, _read_rgb  # noqa: E402
 
 
 def read_people(people: list[tuple[str, Path, object]], out: Path, desc: str) -> dict[str, list]:
     """MoveNet on every (key, photo, box) not yet in ``out`` (jsonl), CHUNK people per node call."""
     from tqdm import tqdm
-
-    from teacher_people import _done
 
     done = {k: r["keypoints"] for k, r in _done(out).items()}
     todo = [p for p in people if p[0] not in done]
