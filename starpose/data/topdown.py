@@ -17,8 +17,8 @@ from ..processing import bbox_xywh_to_cs, fix_aspect_ratio, get_warp_matrix, inv
 from ..spec import PoseSpec
 from .errors import DataError
 from .targets import simcc_targets
-from .transforms import (AugmentConfig, flip_box, frame_truncation, half_body, lower_body_mask, photometric,
-                         random_bbox_transform, random_flip)
+from .transforms import (AugmentConfig, flip_box, frame_truncation, half_body, lower_body_mask, paste_distractor,
+                         photometric, random_bbox_transform, random_flip)
 
 __all__ = ["PersonSample", "TopDownDataset", "read_image_rgb", "collate"]
 
@@ -134,6 +134,11 @@ class TopDownDataset(Dataset):
         w, h = self.spec.input_size
         mat = get_warp_matrix(center, scale, rot, (w, h))
         crop = cv2.warpAffine(image, mat.astype(np.float32), (w, h), flags=cv2.INTER_LINEAR)
+        if self.train and self.augment.distractor_prob > 0 and len(self.samples) > 1:
+            # its own stream: the other draws stay what they were without it
+            drng = np.random.default_rng((self.seed, self.epoch, key, 3))
+            if drng.random() < self.augment.distractor_prob:
+                crop = self._paste_neighbour(drng, crop, kpts, vis, mat, scale, box, index)
         if self.train:
             crop = photometric(rng, crop, self.augment)
         x = (crop.astype(np.float32) - self._mean) / self._std
@@ -164,6 +169,29 @@ class TopDownDataset(Dataset):
                 swap_tolerant=bool(s.extra.get("swap_tolerant", False)) if s.extra else False,
             )
         return out
+
+
+    def _paste_neighbour(self, rng: np.random.Generator, crop: np.ndarray, kpts: np.ndarray | None,
+                         vis: np.ndarray | None, mat: np.ndarray, scale: np.ndarray, box: np.ndarray | None,
+                         index: int) -> np.ndarray:
+        """Another person of the data set, drawn by ``rng``, pasted beside this one (:func:`paste_distractor`)."""
+        h = self.spec.input_h
+        j = int(rng.integers(len(self.samples) - 1))
+        j += j >= index
+        o = self.samples[j]
+        if o.bbox is not None:
+            obox = np.asarray(o.bbox, np.float64)
+        elif o.center is not None and o.scale is not None:
+            c, sz = np.asarray(o.center, np.float64), np.asarray(o.scale, np.float64) / self.spec.bbox_padding
+            obox = np.array([c[0] - sz[0] / 2, c[1] - sz[1] / 2, sz[0], sz[1]])
+        else:
+            return crop
+        # the person's height in crop pixels: their box's, else the crop's without its padding
+        per_px = h / float(np.asarray(scale)[1])
+        target_h = min(float(box[3]) * per_px, 3.0 * h) if box is not None else h / self.spec.bbox_padding
+        kc = None if kpts is None else apply_affine(kpts, mat)
+        return paste_distractor(rng, crop, kc, vis, target_h, read_image_rgb(o.image_path), obox, o.keypoints,
+                                o.visible, self.spec.keypoint_names, self.spec.skeleton, self.augment)
 
 
 def collate(batch: list[dict]) -> dict:

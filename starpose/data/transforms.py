@@ -9,7 +9,7 @@ import numpy as np
 from ..processing import fix_aspect_ratio
 
 __all__ = ["AugmentConfig", "truncnorm", "random_flip", "half_body", "random_bbox_transform", "lower_body_mask",
-           "frame_truncation", "flip_box"]
+           "frame_truncation", "flip_box", "person_mask", "paste_distractor"]
 
 _LOWER = ("hip", "knee", "ankle", "pelvis")
 
@@ -43,6 +43,13 @@ class AugmentConfig:
     truncate_range: tuple[float, float] = (0.35, 0.9)  # where the cut falls, as a fraction of the box side
     truncate_second_side_prob: float = 0.3  # a corner: a second, adjacent edge cuts too
     truncate_min_keypoints: int = 3  # labelled keypoints that must stay inside the frame
+    # Put a second person from another photo into the crop this often (:func:`paste_distractor`):
+    # COCO's people stand among others whose limbs reach into their box. The pasted person is not
+    # labelled: the model learns to answer for the centred person only.
+    distractor_prob: float = 0.0
+    distractor_offset: tuple[float, float] = (0.3, 0.6)  # its centre's sideways offset, fraction of the crop width
+    distractor_scale: tuple[float, float] = (0.75, 1.25)  # its height relative to the person's
+    distractor_behind_prob: float = 0.5  # it stands behind the person (the person's own body stays on top)
 
     @classmethod
     def with_photometric(cls) -> "AugmentConfig":
@@ -51,7 +58,8 @@ class AugmentConfig:
     @classmethod
     def none(cls) -> "AugmentConfig":
         return cls(flip_prob=0.0, half_body_prob=0.0, shift_prob=0.0, scale_prob=0.0, rotate_prob=0.0,
-                   hsv_prob=0.0, blur_prob=0.0, dropout_prob=0.0, det_box_prob=0.0, truncate_prob=0.0)
+                   hsv_prob=0.0, blur_prob=0.0, dropout_prob=0.0, det_box_prob=0.0, truncate_prob=0.0,
+                   distractor_prob=0.0)
 
 
 def truncnorm(rng: np.random.Generator, size: int | tuple[int, ...] = ()) -> np.ndarray:
@@ -215,3 +223,93 @@ def photometric(rng: np.random.Generator, crop: np.ndarray, cfg: AugmentConfig) 
         out = out.copy() if out is crop else out
         out[y:y + hh, x:x + ww] = rng.integers(0, 256, 3, dtype=np.uint8)
     return out
+
+
+def person_mask(
+    shape: tuple[int, int], keypoints: np.ndarray, visible: np.ndarray, names: tuple[str, ...],
+    skeleton: tuple[tuple[int, int], ...], height: float, box: np.ndarray | None = None,
+) -> np.ndarray:
+    """A soft silhouette (float32 in [0, 1], ``shape`` = (H, W)) of a person from their labelled
+    keypoints: a capsule along each skeleton edge, the torso's polygon and a head disc, about
+    ``height`` pixels tall, edges feathered. With fewer than 4 labelled keypoints, an ellipse in
+    ``box`` (x, y, w, h) when one is given, else nothing."""
+    import cv2
+
+    h, w = shape
+    mask = np.zeros((h, w), np.uint8)
+    pts = np.asarray(keypoints, np.float64)
+    lab = (np.asarray(visible) > 0) & np.all(np.isfinite(pts), axis=1)
+    height = max(float(height), 1.0)
+    thick = max(3, int(round(0.09 * height)))
+    if lab.sum() >= 4:
+        ip = np.round(pts).astype(np.int64)
+        for a, b in skeleton:
+            if lab[a] and lab[b]:
+                cv2.line(mask, (int(ip[a, 0]), int(ip[a, 1])), (int(ip[b, 0]), int(ip[b, 1])), 255, thick, cv2.LINE_AA)
+        torso = [i for i, n in enumerate(names) if ("shoulder" in n or "hip" in n) and lab[i]]
+        if len(torso) >= 3:
+            hull = cv2.convexHull(ip[torso].astype(np.int32))
+            cv2.fillConvexPoly(mask, hull, 255, cv2.LINE_AA)
+        face = [i for i, n in enumerate(names) if any(k in n for k in ("nose", "eye", "ear", "head")) and lab[i]]
+        sh = [i for i, n in enumerate(names) if "shoulder" in n and lab[i]]
+        hp = [i for i, n in enumerate(names) if "hip" in n and lab[i]]
+        head = None
+        if face:
+            head = pts[face].mean(0)
+        elif sh and hp:  # no face labelled (LSPET): above the shoulders, along the body's axis
+            s_mid, h_mid = pts[sh].mean(0), pts[hp].mean(0)
+            head = s_mid + 0.35 * (s_mid - h_mid)
+        if head is not None:
+            cv2.circle(mask, (int(round(head[0])), int(round(head[1]))), max(2, int(round(0.07 * height))), 255, -1,
+                       cv2.LINE_AA)
+    elif box is not None:
+        x, y, bw, bh = np.asarray(box, np.float64)
+        cv2.ellipse(mask, (int(round(x + bw / 2)), int(round(y + bh / 2))),
+                    (max(1, int(round(0.45 * bw))), max(1, int(round(0.48 * bh)))), 0, 0, 360, 255, -1, cv2.LINE_AA)
+    k = 2 * max(1, thick // 3) + 1
+    return cv2.GaussianBlur(mask, (k, k), 0).astype(np.float32) / 255.0
+
+
+def paste_distractor(
+    rng: np.random.Generator, crop: np.ndarray, keypoints: np.ndarray | None, visible: np.ndarray | None,
+    target_height: float, other: np.ndarray, other_box: np.ndarray, other_keypoints: np.ndarray | None,
+    other_visible: np.ndarray | None, names: tuple[str, ...], skeleton: tuple[tuple[int, int], ...],
+    cfg: AugmentConfig,
+) -> np.ndarray:
+    """Put a person from another photo (``other``, uint8 RGB; their box x, y, w, h and keypoints in
+    that photo's pixels) beside the person of ``crop`` (uint8 RGB, keypoints in crop pixels), as a
+    neighbour in a crowd: their height ``distractor_scale`` x ``target_height``, their centre
+    ``distractor_offset`` x the crop width to the left or right, mirrored half of the time. Only the
+    pasted person's silhouette (:func:`person_mask`) is copied; with ``distractor_behind_prob`` they
+    stand behind the person, whose own silhouette stays on top. Labels are unchanged: the person's
+    keypoints under the neighbour stay where they are (COCO labels occluded keypoints), and the
+    neighbour's are not taught. Returns the new crop (``crop`` itself is not modified)."""
+    import cv2
+
+    h, w = crop.shape[:2]
+    ox, oy, ow, oh = np.asarray(other_box, np.float64)
+    if ow < 2 or oh < 2:
+        return crop
+    k = rng.uniform(*cfg.distractor_scale) * max(float(target_height), 1.0) / oh
+    side = 1.0 if rng.random() < 0.5 else -1.0
+    mirror = -1.0 if rng.random() < 0.5 else 1.0
+    place = np.array([w / 2 + side * rng.uniform(*cfg.distractor_offset) * w, h / 2 + rng.uniform(-0.15, 0.15) * h])
+    a = np.diag([mirror * k, k])
+    b = place - a @ np.array([ox + ow / 2, oy + oh / 2])
+    mat = np.concatenate([a, b[:, None]], axis=1)
+    warped = cv2.warpAffine(other, mat.astype(np.float32), (w, h), flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_CONSTANT)
+    if other_keypoints is not None and other_visible is not None:
+        okp = np.asarray(other_keypoints, np.float64) @ a.T + b
+        ovis = np.asarray(other_visible)
+    else:
+        okp, ovis = np.zeros((len(names), 2)), np.zeros(len(names))
+    corners = np.array([[ox, oy], [ox + ow, oy + oh]]) @ a.T + b
+    pbox = np.array([corners[:, 0].min(), corners[:, 1].min(), abs(corners[1, 0] - corners[0, 0]),
+                     abs(corners[1, 1] - corners[0, 1])])
+    m = person_mask((h, w), okp, ovis, names, skeleton, k * oh, pbox)
+    if rng.random() < cfg.distractor_behind_prob and keypoints is not None and visible is not None:
+        m = m * (1.0 - person_mask((h, w), keypoints, visible, names, skeleton, target_height))
+    m = m[..., None]
+    out = crop.astype(np.float32) * (1.0 - m) + warped.astype(np.float32) * m
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)

@@ -42,6 +42,7 @@ class TrainConfig:
     photometric: bool = False  # + HSV jitter, blur, coarse dropout (not in the release recipe)
     det_box_prob: float = 0.0  # crop from the person detector's box (mix sources with "boxes") this often
     truncate_prob: float = 0.0  # let the photo's edge cut through the person this often (keypoints beyond: unlabelled)
+    distractor_prob: float = 0.0  # paste an unlabelled person from another photo beside the person this often
     flip_test: bool = True
     val_interval: int = 10
     num_workers: int = 2

@@ -185,7 +185,8 @@ def _augment_config(cfg: TrainConfig) -> AugmentConfig:
     if not cfg.augment:
         return AugmentConfig.none()
     aug = AugmentConfig.with_photometric() if cfg.photometric else AugmentConfig()
-    return dataclasses.replace(aug, det_box_prob=cfg.det_box_prob, truncate_prob=cfg.truncate_prob)
+    return dataclasses.replace(aug, det_box_prob=cfg.det_box_prob, truncate_prob=cfg.truncate_prob,
+                               distractor_prob=cfg.distractor_prob)
 
 
 def train(
@@ -230,6 +231,10 @@ def train(
         raise ValueError(f"det_box_prob must be in [0, 1], got {cfg.det_box_prob}")
     if not 0.0 <= cfg.truncate_prob <= 1.0:
         raise ValueError(f"truncate_prob must be in [0, 1], got {cfg.truncate_prob}")
+    if not 0.0 <= cfg.distractor_prob <= 1.0:
+        raise ValueError(f"distractor_prob must be in [0, 1], got {cfg.distractor_prob}")
+    if cfg.distractor_prob and cfg.augment and is_main:
+        log(f"neighbours: an unlabelled person from another photo stands beside {cfg.distractor_prob:.0%} of the people")
     if cfg.truncate_prob and cfg.augment and is_main:
         log(f"frame truncation: the photo's edge cuts through {cfg.truncate_prob:.0%} of the people "
             "(keypoints beyond it unlabelled, box clipped)")
@@ -488,6 +493,7 @@ def _weights_metadata(cfg: TrainConfig, mix, lineage: list[dict], epochs: int, p
            "lr_schedule": cfg.lr_schedule, "ema_decay": cfg.ema_decay, "weight_decay": cfg.weight_decay,
            "photometric": cfg.photometric, **({"det_box_prob": cfg.det_box_prob} if cfg.det_box_prob else {}),
            **({"truncate_prob": cfg.truncate_prob} if cfg.truncate_prob else {}),
+           **({"distractor_prob": cfg.distractor_prob} if cfg.distractor_prob else {}),
            "mix": mix.describe() if mix is not None else Path(cfg.train_ann).name}
     return {"variant": cfg.variant, "epoch": str(epochs), "people_seen": str(people_seen),
             "lineage": json.dumps(lineage + [run]), "val": json.dumps(record.get("val", {})),
