@@ -144,3 +144,36 @@ def test_cli_and_training_record_it(tmp_path):
     with safe_open(str(tmp_path / "a" / "final.safetensors"), "pt") as f:
         meta = f.metadata()
     assert json.loads(meta["lineage"])[-1]["distractor_prob"] == 0.3
+
+
+def test_crowded_report_splits_people_with_neighbours_from_people_alone(tmp_path):
+    from conftest import load_recipe
+
+    mod = load_recipe("default_weights/crowded.py")
+    kp = np.zeros((17, 3))
+    kp[5:] = np.stack([np.linspace(40, 60, 12), np.linspace(20, 90, 12), np.full(12, 2)], axis=1)
+    # two people side by side (the second's arm within the first's crop), a third far to the right
+    people = [([30, 10, 40, 90], kp), ([55, 10, 40, 90], kp + [25, 0, 0]), ([250, 10, 40, 90], kp + [220, 0, 0])]
+    anns = [{"id": i + 1, "image_id": 1, "category_id": 1, "bbox": b, "area": 3600.0, "iscrowd": 0,
+             "num_keypoints": 12, "keypoints": k.reshape(-1).tolist()} for i, (b, k) in enumerate(people)]
+    anns.append({"id": 9, "image_id": 1, "category_id": 1, "bbox": [240, 0, 60, 100], "area": 6000.0, "iscrowd": 1,
+                 "num_keypoints": 0, "keypoints": [0] * 51})  # a crowd region over the third: not a neighbour
+    assert [mod.neighbours(a, anns) for a in anns[:3]] == [1, 1, 0]
+    ann_file = tmp_path / "ann.json"
+    ann_file.write_text(json.dumps({"images": [{"id": 1, "file_name": "1.jpg", "width": 400, "height": 200}],
+                                    "annotations": anns, "categories": [{"id": 1, "name": "person"}]}))
+    off = people[1][1] + [0, 40, 0]  # the second person's keypoints 40 px off: OKS near 0
+    res = [{"image_id": 1, "category_id": 1, "keypoints": k.reshape(-1).tolist(), "score": 1.0}
+           for k in (people[0][1], off, people[2][1])]
+    res_file = tmp_path / "res.json"
+    res_file.write_text(json.dumps(res))
+    report = mod.crowded_report(ann_file, res_file)
+    assert report["alone"]["people"] == 1 and report["alone"]["mean_oks"] == pytest.approx(1.0)
+    assert report["with neighbours"]["people"] == 2
+    # one exact; the other's best is the first person's result, 25 px away: well under 0.5
+    assert 0.5 <= report["with neighbours"]["mean_oks"] < 0.6
+    assert report["with neighbours"]["oks_above_0.5"] == 0.5
+    assert mod.main([str(ann_file), str(res_file), "--json", str(tmp_path / "t.json")]) == 0
+    assert json.loads((tmp_path / "t.json").read_text()) == report
+    with pytest.raises(SystemExit, match="annotation file not found"):
+        mod.main([str(tmp_path / "none.json"), str(res_file)])

@@ -29,7 +29,10 @@ def edge_sides(bbox, width: int, height: int, margin: float) -> tuple[str, ...]:
     return tuple(name for name, hit in sides if hit)
 
 
-def cut_off_report(ann_file: Path, results_file: Path, margin: float = 3.0) -> dict:
+def person_oks(ann_file: Path, results_file: Path):
+    """Each labelled person (at least one keypoint, not a crowd) of the photos the results cover,
+    with the best OKS any result of their photo reaches on them (pycocotools, the COCO sigmas).
+    Yields ``(photo, the photo's people, person, oks)``; the photo and people as pycocotools has them."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -48,18 +51,17 @@ def cut_off_report(ann_file: Path, results_file: Path, margin: float = 3.0) -> d
         ev = COCOeval(gt, dt, "keypoints")
         ev.params.imgIds = sorted({r["image_id"] for r in results})
         ev.evaluate()
-    groups: dict[str, list[float]] = {"cut off": [], "whole": []}
     for image_id in ev.params.imgIds:
         ious = ev.ious.get((image_id, 1), [])
         # ious has a column for each of the photo's people in getAnnIds' order, crowds included
         people = gt.loadAnns(gt.getAnnIds(imgIds=image_id, catIds=[1]))
-        img = gt.imgs[image_id]
         for j, ann in enumerate(people):
             if ann.get("iscrowd") or ann.get("num_keypoints", 0) == 0:
                 continue
-            best = float(np.max(ious[:, j])) if len(ious) else 0.0
-            cut = bool(edge_sides(ann["bbox"], img["width"], img["height"], margin))
-            groups["cut off" if cut else "whole"].append(best)
+            yield gt.imgs[image_id], people, ann, float(np.max(ious[:, j])) if len(ious) else 0.0
+
+
+def group_table(groups: dict[str, list[float]]) -> dict:
     out = {}
     for name, oks in groups.items():
         a = np.asarray(oks)
@@ -67,6 +69,27 @@ def cut_off_report(ann_file: Path, results_file: Path, margin: float = 3.0) -> d
                      "oks_above_0.5": float((a > 0.5).mean()) if a.size else None,
                      "oks_above_0.75": float((a > 0.75).mean()) if a.size else None}
     return out
+
+
+def cut_off_report(ann_file: Path, results_file: Path, margin: float = 3.0) -> dict:
+    groups: dict[str, list[float]] = {"cut off": [], "whole": []}
+    for img, _, ann, oks in person_oks(ann_file, results_file):
+        cut = bool(edge_sides(ann["bbox"], img["width"], img["height"], margin))
+        groups["cut off" if cut else "whole"].append(oks)
+    return group_table(groups)
+
+
+def print_table(report: dict, json_file: Path | None) -> None:
+    print(f"{'people':<16}{'n':>5}{'mean OKS':>10}{'OKS>0.5':>9}{'OKS>0.75':>10}")
+    for name, r in report.items():
+        if r["people"]:
+            print(f"{name:<16}{r['people']:>5}{r['mean_oks']:>10.3f}{r['oks_above_0.5']:>9.2f}{r['oks_above_0.75']:>10.2f}")
+        else:
+            print(f"{name:<16}{0:>5}")
+    if json_file:
+        tmp = json_file.with_suffix(json_file.suffix + ".tmp")
+        tmp.write_text(json.dumps(report, indent=1))
+        tmp.replace(json_file)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,17 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if not args.ann_file.is_file():
         raise SystemExit(f"{args.ann_file}: annotation file not found")
-    report = cut_off_report(args.ann_file, args.results, args.margin)
-    print(f"{'people':<10}{'n':>5}{'mean OKS':>10}{'OKS>0.5':>9}{'OKS>0.75':>10}")
-    for name, r in report.items():
-        if r["people"]:
-            print(f"{name:<10}{r['people']:>5}{r['mean_oks']:>10.3f}{r['oks_above_0.5']:>9.2f}{r['oks_above_0.75']:>10.2f}")
-        else:
-            print(f"{name:<10}{0:>5}")
-    if args.json:
-        tmp = args.json.with_suffix(args.json.suffix + ".tmp")
-        tmp.write_text(json.dumps(report, indent=1))
-        tmp.replace(args.json)
+    print_table(cut_off_report(args.ann_file, args.results, args.margin), args.json)
     return 0
 
 
