@@ -134,11 +134,12 @@ class TopDownDataset(Dataset):
         w, h = self.spec.input_size
         mat = get_warp_matrix(center, scale, rot, (w, h))
         crop = cv2.warpAffine(image, mat.astype(np.float32), (w, h), flags=cv2.INTER_LINEAR)
+        kpts_c = None if kpts is None else apply_affine(kpts, mat)
         if self.train and self.augment.distractor_prob > 0 and len(self.samples) > 1:
             # its own stream: the other draws stay what they were without it
             drng = np.random.default_rng((self.seed, self.epoch, key, 3))
             if drng.random() < self.augment.distractor_prob:
-                crop = self._paste_neighbour(drng, crop, kpts, vis, mat, scale, box, index)
+                crop = self._paste_neighbour(drng, crop, kpts_c, vis, scale, box, index)
         if self.train:
             crop = photometric(rng, crop, self.augment)
         x = (crop.astype(np.float32) - self._mean) / self._std
@@ -154,10 +155,8 @@ class TopDownDataset(Dataset):
         }
         if self.with_targets:
             k = self.spec.num_keypoints
-            if kpts is None:
+            if kpts_c is None:
                 kpts_c, vis = np.zeros((k, 2)), np.zeros(k)
-            else:
-                kpts_c = apply_affine(kpts, mat)
             tx, ty, wt = simcc_targets(kpts_c, vis, (w, h), self.spec.simcc_split_ratio, self.spec.simcc_sigma)
             if kw is not None:
                 wt = (wt * np.asarray(kw, dtype=np.float32)).astype(np.float32)
@@ -170,9 +169,8 @@ class TopDownDataset(Dataset):
             )
         return out
 
-
-    def _paste_neighbour(self, rng: np.random.Generator, crop: np.ndarray, kpts: np.ndarray | None,
-                         vis: np.ndarray | None, mat: np.ndarray, scale: np.ndarray, box: np.ndarray | None,
+    def _paste_neighbour(self, rng: np.random.Generator, crop: np.ndarray, kpts_c: np.ndarray | None,
+                         vis: np.ndarray | None, scale: np.ndarray, box: np.ndarray | None,
                          index: int) -> np.ndarray:
         """Another person of the data set, drawn by ``rng``, pasted beside this one (:func:`paste_distractor`)."""
         h = self.spec.input_h
@@ -189,8 +187,7 @@ class TopDownDataset(Dataset):
         # the person's height in crop pixels: their box's, else the crop's without its padding
         per_px = h / float(np.asarray(scale)[1])
         target_h = min(float(box[3]) * per_px, 3.0 * h) if box is not None else h / self.spec.bbox_padding
-        kc = None if kpts is None else apply_affine(kpts, mat)
-        return paste_distractor(rng, crop, kc, vis, target_h, read_image_rgb(o.image_path), obox, o.keypoints,
+        return paste_distractor(rng, crop, kpts_c, vis, target_h, read_image_rgb(o.image_path), obox, o.keypoints,
                                 o.visible, self.spec.keypoint_names, self.spec.skeleton, self.augment)
 
 
