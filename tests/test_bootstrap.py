@@ -205,6 +205,14 @@ def test_compare_script_packaged_against_itself(compare_script, tmp_path):
     for name, m in summary["sets"].items():
         key = "AP" if name != "lspet" else "PCK@0.2"
         assert m["a"] == pytest.approx(packaged[name][key] / (100.0 if name == "lspet" else 1.0), abs=1e-4)
+    # One pass per person (--no-flip): A's numbers are package.py's no-flip ones.
+    plain = compare_script.main([str(w), str(w), "--people", str(people), "--fixture", str(fixture),
+                                 "--resamples", "5", "--no-flip"])
+    assert plain["flip"] is False and summary["flip"] is True
+    assert plain["score"]["b_minus_a"] == 0.0
+    for name, m in plain["sets"].items():
+        key = "no_flip_AP" if name != "lspet" else "no_flip_PCK@0.2"
+        assert m["a"] == pytest.approx(packaged[name][key] / (100.0 if name == "lspet" else 1.0), abs=1e-4)
 
 
 def test_package_refuses_a_missing_against_file_before_evaluating(tmp_path):
@@ -214,3 +222,25 @@ def test_package_refuses_a_missing_against_file_before_evaluating(tmp_path):
     with pytest.raises(SystemExit, match=r"--against: .*gone\.safetensors not found"):
         package.main([str(weights_path("starpose_t")), "--people", str(tmp_path), "--dry-run",
                       "--against", str(tmp_path / "gone.safetensors")])
+
+
+def test_package_warns_when_the_score_falls_with_or_without_flip():
+    package = load_recipe("default_weights/package.py")
+
+    def comp(flip_d, plain_d):
+        def s(d):
+            return {"a": 0.5, "b": 0.5 + d, "b_minus_a": d, "b_ahead_share": 0.9 if d > 0 else 0.1}
+        return {"a": "old.safetensors", "b": "new.safetensors", "score": s(flip_d), "no_flip": {"score": s(plain_d)}}
+
+    assert package.step_warnings(None) == []
+    assert package.step_warnings(comp(+0.003, +0.001)) == []
+    assert package.step_warnings(comp(+0.003, 0.0)) == []
+    (w,) = package.step_warnings(comp(+0.003, -0.004))
+    assert "without flip" in w and "-0.0040" in w and "old.safetensors" in w
+    (w,) = package.step_warnings(comp(0.0, +0.002))
+    assert "with the flip test" in w
+    assert len(package.step_warnings(comp(-0.001, -0.001))) == 2
+    # A summary written before the no-flip comparison existed still reads.
+    old = comp(+0.003, +0.001)
+    del old["no_flip"]
+    assert package.step_warnings(old) == []

@@ -1,7 +1,7 @@
 """Is weights file B better than A on the validation people, or is the difference noise?
 
     python recipes/default_weights/compare.py starpose/assets/weights/starpose_t.safetensors \
-        runs/people_h28/best.safetensors [--resamples 1000] [--seed 0] [--out compare.json]
+        runs/people_h28/best.safetensors [--resamples 1000] [--seed 0] [--no-flip] [--out compare.json]
 
 Predicts both files on the validation sets of ``package.py`` (the held-out people of the
 human-labelled sources, GT boxes, flip test; then the 12-person COCO fixture), scores them as
@@ -10,6 +10,9 @@ each set is resampled by photo with replacement, the same photos for A and B, an
 per set and for the validation score (the mean of ``lspet`` PCK@0.2 / 100 and the COCO-17 sets'
 AP; the fixture is shown but, as in ``package.py``, not in the score). Prints, per set and for
 the score, A, B, B - A, its 90% interval and the share of resamples in which B is ahead.
+
+``--no-flip`` predicts one pass per person instead, as ``predict`` and the exported artifacts do
+(the packaging rule uses the flip test; a step can hold with flip and not without).
 
 A difference whose interval holds 0 is one the held-out photos cannot tell from chance. This says
 nothing about other photos of another kind; it is about these sets' size.
@@ -43,6 +46,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--resamples", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--level", type=float, default=0.9, help="the interval's coverage")
+    ap.add_argument("--no-flip", dest="flip", action="store_false",
+                    help="one pass per person (as predict and the exported artifacts), not the flip test")
     ap.add_argument("--out", type=Path, default=None, help="also write the summary here (JSON)")
     args = ap.parse_args(argv)
     if args.resamples < 1:
@@ -68,14 +73,15 @@ def main(argv: list[str] | None = None) -> dict:
     preds = {}
     for key, path in (("a", args.a), ("b", args.b)):
         model, _ = pkg.load_weights(args.variant, path)
-        preds[key] = predict_sets(model, sets, COCO_SPEC, flip=True, progress=True)
+        preds[key] = predict_sets(model, sets, COCO_SPEC, flip=args.flip, progress=True)
     comps, score = compare(bootstrap_inputs(sets, preds["a"], preds["b"], COCO_SPEC), args.resamples, args.seed,
                            progress=True)
-    summary = {"a": str(args.a), "b": str(args.b), "resamples": args.resamples, "seed": args.seed,
+    summary = {"a": str(args.a), "b": str(args.b), "resamples": args.resamples, "seed": args.seed, "flip": args.flip,
                "sets": {c.name: {"people": len(vs.samples), "photos": len({s.image_id for s in vs.samples}),
                                  **c.summary(args.level)} for c, vs in zip(comps, sets)},
                "score": score.summary(args.level)}
     key = f"interval_{int(round(args.level * 100))}"
+    print(f"flip test {'on' if args.flip else 'off'}")
     print(f"{'set':<10} {'people':>6} {'A':>7} {'B':>7} {'B-A':>8}  {key:<20} B ahead")
     for name, m in [*summary["sets"].items(), ("score", summary["score"])]:
         lo, hi = m[key]

@@ -14,8 +14,10 @@ its metadata, and ``results/package.json`` with the same summary for docs/MODEL_
 
 The summary also holds ``against_previous``: the new weights against the file they replace (or
 ``--against FILE``; ``--no-against`` to skip) by a paired bootstrap over the validation photos
-(``compare.py``): B - A per set and for the validation score, with 90% intervals. A step whose
-score interval holds 0 is one the validation photos cannot tell from chance.
+(``compare.py``): B - A per set and for the validation score, with 90% intervals, with the flip test
+and (``no_flip``) without it, as ``predict`` and the exported artifacts run. A step whose score
+interval holds 0 is one the validation photos cannot tell from chance. It warns when the score falls
+either way: the recipe packages a file whose flip-test score rises and whose no-flip score does not fall.
 
 Goals (issue "Default weights that find people"): OKS AP >= 0.45 on the held-out ``coco`` people
 and >= 0.5 on the fixture, above the teacher on every COCO-17 validation source, LSPET PCK@0.2 >= 80.
@@ -110,6 +112,11 @@ def evaluate(model, people: Path, fixture: Path, against=None, resamples: int = 
         comparison = {"resamples": resamples, "sets": {c.name: c.summary() for c in comps}, "score": score.summary()}
     results = {vs.name: _round(score_keypoints(vs, preds[vs.name][0], COCO_SPEC, preds[vs.name][1])) for vs in sets}
     plain = predict_sets(model, sets, COCO_SPEC, flip=False)
+    if against is not None:
+        # predict and the exported artifacts run one pass per person: compare without flip too.
+        previous_plain = predict_sets(against, sets, COCO_SPEC, flip=False)
+        comps, score = compare(bootstrap_inputs(sets, previous_plain, plain, COCO_SPEC), resamples)
+        comparison["no_flip"] = {"sets": {c.name: c.summary() for c in comps}, "score": score.summary()}
     for vs in sets:
         m = score_keypoints(vs, plain[vs.name][0], COCO_SPEC, plain[vs.name][1])
         results[vs.name]["no_flip_" + ("AP" if vs.metric == "oks" else "PCK@0.2")] = round(
@@ -132,6 +139,24 @@ def goals(results: dict, teacher: dict) -> dict:
             out[f"{name} AP above the teacher ({teacher[name]['AP']:.3f})"] = m["AP"] > teacher[name]["AP"]
     if "lspet" in results:
         out["lspet PCK@0.2 >= 80"] = results["lspet"]["PCK@0.2"] >= GOALS["lspet_pck"]
+    return out
+
+
+def step_warnings(comparison: dict | None) -> list[str]:
+    """The recipe packages a file when its validation score beats the file it replaces with the flip
+    test and does not fall without it (what ``predict`` and the exported artifacts run); say which fails."""
+    if not comparison:
+        return []
+    out = []
+    for key, label in (("score", "with the flip test"), ("no_flip", "without flip")):
+        m = comparison["score"] if key == "score" else comparison.get("no_flip", {}).get("score")
+        if m is None:
+            continue
+        d = m["b_minus_a"]
+        if d < 0 or (key == "score" and d == 0):
+            out.append(f"the validation score {label} is {m['b']:.4f} against {m['a']:.4f} for "
+                       f"{comparison['a']} ({d:+.4f}, ahead in {m['b_ahead_share']:.0%} of the draws): "
+                       "by the recipe's rule this is not a step")
     return out
 
 
@@ -188,6 +213,8 @@ def main(argv: list[str] | None = None) -> None:
     }
     print(json.dumps({k: summary[k] for k in ("status", "goals", "validation", "calibration", "against_previous")},
                      indent=1))
+    for warning in step_warnings(comparison):
+        print(f"warning: {warning}", file=sys.stderr)
     if args.dry_run:
         return
     total_epochs = sum(int(r.get("epochs", 0) or 0) for r in lineage)
