@@ -160,6 +160,9 @@ def _split_size(value: str | None) -> tuple[int, int] | None:
 @click.option("--distractor-prob", type=click.FloatRange(0.0, 1.0), default=None,
               help="Paste a person from another training photo beside the person this often, as a neighbour "
                    "in a crowd (behind or in front, unlabelled): the model learns to answer for the centred person.")
+@click.option("--val-no-flip", is_flag=True,
+              help="Also validate each epoch with one pass per person (as predict and the exported artifacts "
+                   "run) besides the flip test, and pick best.safetensors by the mean of the two scores (--mix).")
 @click.option("--init-weights", type=click.Path(dir_okay=False), default=None, help="Start from these weights.")
 @click.option("--mix", "mix_file", type=click.Path(dir_okay=False), default=None,
               help="Mix file: several sources, each drawn with its weight (e.g. recipes/default_weights/people_mix.json).")
@@ -186,7 +189,7 @@ def _split_size(value: str | None) -> tuple[int, int] | None:
 def train_cmd(config_name, list_configs, data_root, ann_file, img_dir, val_ann_file, val_img_dir, val_det_file,
               dataset, variant, input_size, epochs, batch_size, base_lr, no_scale_lr, warmup_iters, lr_steps,
               val_interval, num_workers, seed, weight_decay, photometric, det_box_prob, truncate_prob, distractor_prob, no_aug,
-              init_weights,
+              val_no_flip, init_weights,
               mix_file, sources,
               source_weights, roots, swap_tolerant, epoch_size, ema_decay, lr_schedule, threads, bf16, work_dir, resume, quiet) -> None:
     """Train a variant on a COCO-format folder, a mix of sources (--mix, --source) or a named
@@ -236,6 +239,8 @@ def train_cmd(config_name, list_configs, data_root, ann_file, img_dir, val_ann_f
         raise click.UsageError("--truncate-prob is an augmentation; it does nothing with --no-aug")
     if distractor_prob and no_aug:
         raise click.UsageError("--distractor-prob is an augmentation; it does nothing with --no-aug")
+    if val_no_flip and not (mix_file or sources):
+        raise click.UsageError("--val-no-flip validates on a mix's held-out people; give --mix or --source")
     cfg = cfg.override(
         mix=str(Path(mix_file).resolve()) if mix_file else None, sources=tuple(sources) or None,
         mix_weights=_pairs(source_weights, float, "--source-weight"), mix_roots=_pairs(roots, str, "--root"),
@@ -248,7 +253,7 @@ def train_cmd(config_name, list_configs, data_root, ann_file, img_dir, val_ann_f
         batch_size=batch_size, base_lr=base_lr, warmup_iters=warmup_iters, val_interval=val_interval,
         num_workers=num_workers, seed=seed, init_weights=init_weights, weight_decay=weight_decay,
         photometric=True if photometric else None, det_box_prob=det_box_prob, truncate_prob=truncate_prob,
-        distractor_prob=distractor_prob,
+        distractor_prob=distractor_prob, val_no_flip=True if val_no_flip else None,
         augment=False if no_aug else None, auto_scale_lr_base_batch=0 if no_scale_lr else None,
         lr_steps=_parse_lr_steps(lr_steps),
     )

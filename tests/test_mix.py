@@ -370,6 +370,7 @@ def test_mix_training_resumes_exactly_and_records_lineage(tmp_path):
     for k in a["ema"]["module"]:
         torch.testing.assert_close(a["ema"]["module"][k], b["ema"]["module"][k])
     assert "val_score" in straight.history[-1]
+    assert "val_no_flip" not in straight.history[-1] and "val_score_flip" not in straight.history[-1]
     with safe_open(str(tmp_path / "a" / "final.safetensors"), "pt") as f:
         meta = f.metadata()
     lineage = json.loads(meta["lineage"])
@@ -641,3 +642,39 @@ def test_detector_boxes_recipe_matches_by_iou():
     assert got[1] is None  # IoU 100/900 with the small box: a miss
     assert got[2] is None and got[3] is None
     assert mod.match_people([np.array([0, 0, 1, 1.0])], np.zeros((0, 4)), 0.5) == [None]
+
+
+def test_val_no_flip_picks_best_by_the_mean_of_both_scores(tmp_path):
+    from click.testing import CliRunner
+    from safetensors import safe_open
+
+    from starpose.cli import main
+    from starpose.evaluation.holdout import evaluate_sets, selection_score
+    from starpose.models.weights import load_model
+    from starpose.train.loop import _validation_sets, build_mix, train
+
+    cfg = _mix_cfg(tmp_path, epochs=1, val_no_flip=True)
+    logs = []
+    res = train(cfg, tmp_path / "run", progress=False, log=logs.append)
+    rec = res.history[-1]
+    assert any("best by the mean of the flip-test and one-pass scores" in line for line in logs), logs
+    assert set(rec["val_no_flip"]) == set(rec["val"]) == {"lsp", "c"}
+    assert rec["val_score"] == pytest.approx((rec["val_score_flip"] + rec["val_score_no_flip"]) / 2)
+    # The one-pass numbers are those of the saved weights without flip, the flip numbers with it.
+    from starpose import COCO_SPEC
+
+    model = load_model("starpose_t", str(tmp_path / "run" / "best.safetensors"))
+    sets = _validation_sets(cfg, build_mix(cfg), COCO_SPEC)
+    plain = evaluate_sets(model, sets, COCO_SPEC, flip=False)
+    assert selection_score(plain, sets) == pytest.approx(rec["val_score_no_flip"], abs=1e-6)
+    assert selection_score(evaluate_sets(model, sets, COCO_SPEC), sets) == pytest.approx(rec["val_score_flip"], abs=1e-6)
+    with safe_open(str(tmp_path / "run" / "best.safetensors"), "pt") as f:
+        assert json.loads(f.metadata()["lineage"])[-1]["val_no_flip"] is True
+    # It needs a mix's held-out people and the flip test.
+    with pytest.raises(ValueError, match="val_no_flip .* needs mix training with the flip test on"):
+        train(cfg.override(flip_test=False), tmp_path / "run3", progress=False, log=lambda s: None)
+    r = CliRunner().invoke(main, ["train", "--ann-file", str(tmp_path / "c" / "person_keypoints.json"),
+                                  "--img-dir", str(tmp_path / "c" / "images"), "--val-no-flip",
+                                  "--work-dir", str(tmp_path / "run4")])
+    assert r.exit_code != 0 and "--val-no-flip validates on a mix's held-out people" in r.output
+    assert not (tmp_path / "run4").exists()

@@ -44,6 +44,9 @@ class TrainConfig:
     truncate_prob: float = 0.0  # let the photo's edge cut through the person this often (keypoints beyond: unlabelled)
     distractor_prob: float = 0.0  # paste an unlabelled person from another photo beside the person this often
     flip_test: bool = True
+    # also validate without flip (one pass, as predict and the exported artifacts run) and pick
+    # best.safetensors by the mean of the two validation scores (mix training)
+    val_no_flip: bool = False
     val_interval: int = 10
     num_workers: int = 2
     seed: int = 0

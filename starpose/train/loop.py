@@ -233,6 +233,9 @@ def train(
         raise ValueError(f"truncate_prob must be in [0, 1], got {cfg.truncate_prob}")
     if not 0.0 <= cfg.distractor_prob <= 1.0:
         raise ValueError(f"distractor_prob must be in [0, 1], got {cfg.distractor_prob}")
+    if cfg.val_no_flip and not (mix is not None and cfg.flip_test):
+        raise ValueError("val_no_flip compares the flip test with one pass on the held-out people of a mix: "
+                         "it needs mix training with the flip test on")
     if cfg.distractor_prob and cfg.augment and is_main:
         log(f"neighbours: an unlabelled person from another photo stands beside {cfg.distractor_prob:.0%} of the people")
     if cfg.truncate_prob and cfg.augment and is_main:
@@ -341,7 +344,8 @@ def train(
                 log("left/right swaps forgiven (arms, legs each) for: "
                     + ", ".join(s.name for s in mix.sources if s.swap_tolerant))
         if val_sets:
-            log("validation: " + ", ".join(f"{v.name} ({len(v.samples)} people, {v.metric})" for v in val_sets))
+            log("validation: " + ", ".join(f"{v.name} ({len(v.samples)} people, {v.metric})" for v in val_sets)
+                + ("; best by the mean of the flip-test and one-pass scores" if cfg.val_no_flip else ""))
 
     people_per_step = cfg.batch_size * world
     for epoch in range(start_epoch, cfg.epochs):
@@ -394,6 +398,12 @@ def train(
                 record["val"] = results
                 selection = [v for v in val_sets if not v.name.startswith("extra:")] or val_sets
                 metric = selection_score(results, selection)
+                if cfg.val_no_flip:
+                    plain = evaluate_sets(eval_model, val_sets, spec, flip=False)
+                    record["val_no_flip"] = plain
+                    record["val_score_flip"] = metric
+                    record["val_score_no_flip"] = selection_score(plain, selection)
+                    metric = (metric + record["val_score_no_flip"]) / 2.0
                 record["val_score"] = metric
             elif cfg.val_ann:
                 metrics = evaluate_config(eval_model, cfg, spec)
@@ -494,6 +504,7 @@ def _weights_metadata(cfg: TrainConfig, mix, lineage: list[dict], epochs: int, p
            "photometric": cfg.photometric, **({"det_box_prob": cfg.det_box_prob} if cfg.det_box_prob else {}),
            **({"truncate_prob": cfg.truncate_prob} if cfg.truncate_prob else {}),
            **({"distractor_prob": cfg.distractor_prob} if cfg.distractor_prob else {}),
+           **({"val_no_flip": True} if cfg.val_no_flip else {}),
            "mix": mix.describe() if mix is not None else Path(cfg.train_ann).name}
     return {"variant": cfg.variant, "epoch": str(epochs), "people_seen": str(people_seen),
             "lineage": json.dumps(lineage + [run]), "val": json.dumps(record.get("val", {})),
