@@ -21,13 +21,18 @@ def predict_simcc(
     (flipped back: left/right swapped, x vectors reversed)."""
     sx, sy = model(images)
     if flip:
-        if flip_index is None:
-            raise ValueError("flip test needs the spec's flip_index")
-        fx, fy = model(images.flip(-1))
-        fx = fx[:, flip_index].flip(-1)
-        fy = fy[:, flip_index]
-        sx, sy = (sx + fx) * 0.5, (sy + fy) * 0.5
+        sx, sy = _flip_average(model, images, sx, sy, flip_index)
     return sx, sy
+
+
+def _flip_average(model, images, sx, sy, flip_index):
+    """The flip test's average of one pass's outputs (``sx``, ``sy``) with the flipped crop's."""
+    if flip_index is None:
+        raise ValueError("flip test needs the spec's flip_index")
+    fx, fy = model(images.flip(-1))
+    fx = fx[:, flip_index].flip(-1)
+    fy = fy[:, flip_index]
+    return (sx + fx) * 0.5, (sy + fy) * 0.5
 
 
 @torch.no_grad()
@@ -40,9 +45,15 @@ def run_topdown(
     num_workers: int = 0,
     progress: bool = False,
     desc: str = "inference",
+    with_plain: bool = False,
 ) -> list[dict]:
     """Predict every sample of a :class:`TopDownDataset`. Returns one dict per sample with
-    ``keypoints`` (K, 3: x, y in image pixels, score), ``image_id``, ``bbox_score``, ``area``."""
+    ``keypoints`` (K, 3: x, y in image pixels, score), ``image_id``, ``bbox_score``, ``area``.
+
+    ``with_plain`` (with ``flip``) also keeps the one-pass prediction, as ``keypoints_no_flip``: the
+    flip test's unflipped pass is that prediction, so both come for the price of the flip test."""
+    if with_plain and not flip:
+        raise ValueError("with_plain keeps the flip test's unflipped pass: it needs flip=True")
     from .data.topdown import collate
 
     was_training = model.training
@@ -56,23 +67,32 @@ def run_topdown(
     preds: list[dict] = []
     device = next(model.parameters()).device
     for batch in it:
-        sx, sy = predict_simcc(model, batch["image"].to(device), flip, spec.flip_index)
-        kpts, scores = decode_simcc(sx.float().cpu().numpy(), sy.float().cpu().numpy(), spec.simcc_split_ratio)
+        images = batch["image"].to(device)
+        px, py = model(images)
+        sx, sy = _flip_average(model, images, px, py, spec.flip_index) if flip else (px, py)
         mats = batch["crop_to_image"].numpy()
-        for i in range(kpts.shape[0]):
-            img_kpts = apply_affine(kpts[i], mats[i])
+        image_kpts = _to_image(sx, sy, mats, spec)
+        plain_kpts = _to_image(px, py, mats, spec) if with_plain else None
+        for i in range(len(image_kpts)):
             scale = batch["scale"][i].numpy()
             preds.append(
                 {
-                    "keypoints": np.concatenate([img_kpts, scores[i][:, None]], axis=1),
+                    "keypoints": image_kpts[i],
                     "image_id": int(batch["image_id"][i]),
                     "bbox_score": float(batch["bbox_score"][i]),
                     "area": float(np.prod(scale) / (spec.bbox_padding**2)),
                     "ann_id": int(batch["ann_id"][i]),
+                    **({"keypoints_no_flip": plain_kpts[i]} if with_plain else {}),
                 }
             )
     model.train(was_training)
     return preds
+
+
+def _to_image(sx: torch.Tensor, sy: torch.Tensor, mats: np.ndarray, spec: PoseSpec) -> list[np.ndarray]:
+    """Decoded SimCC outputs mapped from the crops to the images: (K, 3) per person, x, y, score."""
+    kpts, scores = decode_simcc(sx.float().cpu().numpy(), sy.float().cpu().numpy(), spec.simcc_split_ratio)
+    return [np.concatenate([apply_affine(kpts[i], mats[i]), scores[i][:, None]], axis=1) for i in range(len(kpts))]
 
 
 def to_coco_results(

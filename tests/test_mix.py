@@ -678,3 +678,31 @@ def test_val_no_flip_picks_best_by_the_mean_of_both_scores(tmp_path):
                                   "--work-dir", str(tmp_path / "run4")])
     assert r.exit_code != 0 and "--val-no-flip validates on a mix's held-out people" in r.output
     assert not (tmp_path / "run4").exists()
+
+
+def test_flip_test_keeps_its_one_pass_prediction(tmp_path):
+    """``with_plain``: the flip test's unflipped pass is the one-pass prediction, kept beside it, so the
+    two validations cost the flip test alone; both equal separate runs with and without flip."""
+    from starpose import COCO_SPEC, create_model
+    from starpose.evaluation.holdout import evaluate_sets, predict_sets
+    from starpose.train.loop import _validation_sets, build_mix
+
+    cfg = _mix_cfg(tmp_path)
+    sets = _validation_sets(cfg, build_mix(cfg), COCO_SPEC)
+    torch.manual_seed(0)
+    model = create_model("starpose_t").eval()
+    flip, plain = predict_sets(model, sets, COCO_SPEC, with_plain=True)
+    alone_flip = predict_sets(model, sets, COCO_SPEC, flip=True)
+    alone_plain = predict_sets(model, sets, COCO_SPEC, flip=False)
+    for vs in sets:
+        for got, want in ((flip, alone_flip), (plain, alone_plain)):
+            np.testing.assert_allclose(np.stack(got[vs.name][0]), np.stack(want[vs.name][0]), atol=1e-5)
+            assert got[vs.name][1] == want[vs.name][1]
+        # the flip test changed the prediction: the two are not the same pass twice
+        assert not np.allclose(np.stack(flip[vs.name][0]), np.stack(plain[vs.name][0]))
+    both = evaluate_sets(model, sets, COCO_SPEC, with_plain=True)
+    alone = evaluate_sets(model, sets, COCO_SPEC, flip=False)
+    for vs in sets:
+        assert both[1][vs.name] == pytest.approx(alone[vs.name], abs=1e-6)
+    with pytest.raises(ValueError, match="with_plain keeps the flip test's unflipped pass"):
+        predict_sets(model, sets, COCO_SPEC, flip=False, with_plain=True)

@@ -93,6 +93,14 @@ def load_weights(variant: str, path: Path):
     return model.eval(), meta
 
 
+def _compare(inputs: list[dict], resamples: int) -> dict:
+    """The paired bootstrap's summary: B - A per set and for the score."""
+    from starpose.evaluation.bootstrap import compare
+
+    comps, score = compare(inputs, resamples)
+    return {"sets": {c.name: c.summary() for c in comps}, "score": score.summary()}
+
+
 def evaluate(model, people: Path, fixture: Path, against=None, resamples: int = 1000) -> tuple[dict, dict, dict | None]:
     """Metrics per validation set (flip, and the primary metric without flip), the keypoint threshold's
     calibration, and, when ``against`` (another model) is given, the paired bootstrap of this model
@@ -101,22 +109,16 @@ def evaluate(model, people: Path, fixture: Path, against=None, resamples: int = 
     from starpose.evaluation.holdout import predict_sets, score_keypoints
 
     sets = validation(people, fixture)
-    preds = predict_sets(model, sets, COCO_SPEC, flip=True, progress=True)
+    preds, plain = predict_sets(model, sets, COCO_SPEC, flip=True, progress=True, with_plain=True)
     comparison = None
     if against is not None:
-        from starpose.evaluation.bootstrap import compare
         from starpose.evaluation.holdout import bootstrap_inputs
 
-        previous = predict_sets(against, sets, COCO_SPEC, flip=True, progress=True)
-        comps, score = compare(bootstrap_inputs(sets, previous, preds, COCO_SPEC), resamples)
-        comparison = {"resamples": resamples, "sets": {c.name: c.summary() for c in comps}, "score": score.summary()}
-    results = {vs.name: _round(score_keypoints(vs, preds[vs.name][0], COCO_SPEC, preds[vs.name][1])) for vs in sets}
-    plain = predict_sets(model, sets, COCO_SPEC, flip=False)
-    if against is not None:
+        previous, previous_plain = predict_sets(against, sets, COCO_SPEC, flip=True, progress=True, with_plain=True)
+        comparison = {"resamples": resamples, **_compare(bootstrap_inputs(sets, previous, preds, COCO_SPEC), resamples)}
         # predict and the exported artifacts run one pass per person: compare without flip too.
-        previous_plain = predict_sets(against, sets, COCO_SPEC, flip=False)
-        comps, score = compare(bootstrap_inputs(sets, previous_plain, plain, COCO_SPEC), resamples)
-        comparison["no_flip"] = {"sets": {c.name: c.summary() for c in comps}, "score": score.summary()}
+        comparison["no_flip"] = _compare(bootstrap_inputs(sets, previous_plain, plain, COCO_SPEC), resamples)
+    results = {vs.name: _round(score_keypoints(vs, preds[vs.name][0], COCO_SPEC, preds[vs.name][1])) for vs in sets}
     for vs in sets:
         m = score_keypoints(vs, plain[vs.name][0], COCO_SPEC, plain[vs.name][1])
         results[vs.name]["no_flip_" + ("AP" if vs.metric == "oks" else "PCK@0.2")] = round(

@@ -132,24 +132,42 @@ def selection_score(results: dict[str, dict], sets: list[ValSet]) -> float:
     return float(np.mean(vals)) if vals else float("nan")
 
 
+Predictions = dict[str, tuple[list[np.ndarray], list[float]]]
+
+
 @torch.no_grad()
 def predict_sets(model: torch.nn.Module, sets: list[ValSet], spec: PoseSpec, *, flip: bool = True,
-                 batch_size: int = 32, progress: bool = False) -> dict[str, tuple[list[np.ndarray], list[float]]]:
+                 batch_size: int = 32, progress: bool = False, with_plain: bool = False):
+    """``{set name: (keypoints per person, area per person)}``; with ``with_plain`` (and ``flip``) a pair
+    of such dicts, the flip test's and the one-pass predictions, from the same forward passes."""
     from ..inference import run_topdown
 
-    out = {}
+    out: Predictions = {}
+    plain: Predictions = {}
     for vs in sets:
         preds = run_topdown(model, TopDownDataset(vs.samples, spec), spec, batch_size=batch_size, flip=flip,
-                            progress=progress, desc=f"validate {vs.name}")
-        out[vs.name] = ([p["keypoints"] for p in preds], [p["area"] for p in preds])
-    return out
+                            progress=progress, desc=f"validate {vs.name}", with_plain=with_plain)
+        areas = [p["area"] for p in preds]
+        out[vs.name] = ([p["keypoints"] for p in preds], areas)
+        if with_plain:
+            plain[vs.name] = ([p["keypoints_no_flip"] for p in preds], areas)
+    return (out, plain) if with_plain else out
+
+
+def score_sets(sets: list[ValSet], preds: Predictions, spec: PoseSpec) -> dict[str, dict[str, float]]:
+    """``{set name: metrics}`` of :func:`predict_sets` output."""
+    return {vs.name: score_keypoints(vs, preds[vs.name][0], spec, preds[vs.name][1]) for vs in sets}
 
 
 def evaluate_sets(model: torch.nn.Module, sets: list[ValSet], spec: PoseSpec, *, flip: bool = True,
-                  batch_size: int = 32, progress: bool = False) -> dict[str, dict[str, float]]:
-    """``{set name: metrics}`` for the model (flip test by default)."""
-    preds = predict_sets(model, sets, spec, flip=flip, batch_size=batch_size, progress=progress)
-    return {vs.name: score_keypoints(vs, preds[vs.name][0], spec, preds[vs.name][1]) for vs in sets}
+                  batch_size: int = 32, progress: bool = False, with_plain: bool = False):
+    """``{set name: metrics}`` for the model (flip test by default); with ``with_plain`` a pair, the flip
+    test's metrics and the one-pass metrics (see :func:`predict_sets`)."""
+    preds = predict_sets(model, sets, spec, flip=flip, batch_size=batch_size, progress=progress,
+                         with_plain=with_plain)
+    if with_plain:
+        return score_sets(sets, preds[0], spec), score_sets(sets, preds[1], spec)
+    return score_sets(sets, preds, spec)
 
 
 def bootstrap_inputs(sets: list[ValSet], preds_a: dict, preds_b: dict, spec: PoseSpec) -> list[dict]:

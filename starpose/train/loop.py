@@ -394,12 +394,14 @@ def train(
             if val_sets:
                 from ..evaluation.holdout import evaluate_sets, selection_score
 
-                results = evaluate_sets(eval_model, val_sets, spec, flip=cfg.flip_test)
+                if cfg.val_no_flip:  # one set of forward passes: the flip test's unflipped pass is the one pass
+                    results, plain = evaluate_sets(eval_model, val_sets, spec, flip=True, with_plain=True)
+                else:
+                    results = evaluate_sets(eval_model, val_sets, spec, flip=cfg.flip_test)
                 record["val"] = results
                 selection = [v for v in val_sets if not v.name.startswith("extra:")] or val_sets
                 metric = selection_score(results, selection)
                 if cfg.val_no_flip:
-                    plain = evaluate_sets(eval_model, val_sets, spec, flip=False)
                     record["val_no_flip"] = plain
                     record["val_score_flip"] = metric
                     record["val_score_no_flip"] = selection_score(plain, selection)
