@@ -150,12 +150,14 @@ def step_warnings(comparison: dict | None) -> list[str]:
     if not comparison:
         return []
     out = []
-    for key, label in (("score", "with the flip test"), ("no_flip", "without flip")):
-        m = comparison["score"] if key == "score" else comparison.get("no_flip", {}).get("score")
+    # (the score's summary, how it was measured, whether it must rise or only not fall)
+    checks = ((comparison.get("score"), "with the flip test", True),
+              ((comparison.get("no_flip") or {}).get("score"), "without flip", False))
+    for m, label, must_rise in checks:
         if m is None:
             continue
         d = m["b_minus_a"]
-        if d < 0 or (key == "score" and d == 0):
+        if d < 0 or (must_rise and d == 0):
             out.append(f"the validation score {label} is {m['b']:.4f} against {m['a']:.4f} for "
                        f"{comparison['a']} ({d:+.4f}, ahead in {m['b_ahead_share']:.0%} of the draws): "
                        "by the recipe's rule this is not a step")
