@@ -106,7 +106,7 @@ def evaluate(model, people: Path, fixture: Path, against=None, resamples: int = 
     calibration, and, when ``against`` (another model) is given, the paired bootstrap of this model
     against it (``starpose.evaluation.bootstrap``: B - A per set and for the score, 90% intervals)."""
     from starpose import COCO_SPEC
-    from starpose.evaluation.holdout import predict_sets, score_keypoints
+    from starpose.evaluation.holdout import predict_sets, score_sets
 
     sets = validation(people, fixture)
     preds, plain = predict_sets(model, sets, COCO_SPEC, flip=True, progress=True, with_plain=True)
@@ -118,9 +118,10 @@ def evaluate(model, people: Path, fixture: Path, against=None, resamples: int = 
         comparison = {"resamples": resamples, **_compare(bootstrap_inputs(sets, previous, preds, COCO_SPEC), resamples)}
         # predict and the exported artifacts run one pass per person: compare without flip too.
         comparison["no_flip"] = _compare(bootstrap_inputs(sets, previous_plain, plain, COCO_SPEC), resamples)
-    results = {vs.name: _round(score_keypoints(vs, preds[vs.name][0], COCO_SPEC, preds[vs.name][1])) for vs in sets}
+    results = {name: _round(m) for name, m in score_sets(sets, preds, COCO_SPEC).items()}
+    plain_metrics = score_sets(sets, plain, COCO_SPEC)
     for vs in sets:
-        m = score_keypoints(vs, plain[vs.name][0], COCO_SPEC, plain[vs.name][1])
+        m = plain_metrics[vs.name]
         results[vs.name]["no_flip_" + ("AP" if vs.metric == "oks" else "PCK@0.2")] = round(
             m["AP"] if vs.metric == "oks" else m["PCK@0.2"], 4)
     cal_sets = [vs for vs in sets if vs.metric == "oks" and vs.name != "fixture"]

@@ -397,11 +397,11 @@ def train(
                 if cfg.val_no_flip:  # one set of forward passes: the flip test's unflipped pass is the one pass
                     results, plain = evaluate_sets(eval_model, val_sets, spec, flip=True, with_plain=True)
                 else:
-                    results = evaluate_sets(eval_model, val_sets, spec, flip=cfg.flip_test)
+                    results, plain = evaluate_sets(eval_model, val_sets, spec, flip=cfg.flip_test), None
                 record["val"] = results
                 selection = [v for v in val_sets if not v.name.startswith("extra:")] or val_sets
                 metric = selection_score(results, selection)
-                if cfg.val_no_flip:
+                if plain is not None:
                     record["val_no_flip"] = plain
                     record["val_score_flip"] = metric
                     record["val_score_no_flip"] = selection_score(plain, selection)
