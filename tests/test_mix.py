@@ -375,6 +375,9 @@ def test_mix_training_resumes_exactly_and_records_lineage(tmp_path):
         meta = f.metadata()
     lineage = json.loads(meta["lineage"])
     assert lineage[-1]["people_seen"] == 2 * 6 and lineage[-1]["epochs"] == 2
+    # the run's seed, planned length and validation score, for recipes/default_weights/lineage.py's table
+    assert lineage[-1]["seed"] == cfg.seed and lineage[-1]["of_epochs"] == 2
+    assert lineage[-1]["val_score"] == pytest.approx(straight.history[-1]["val_score"], abs=1e-4)
     assert json.loads(meta["mix"])["sources"][0] == {"name": "lsp", "format": "lsp", "labels": "human", "weight": 2,
                                                        "teacher_weight": 1.0}
     assert str(tmp_path) not in json.dumps(meta), "weights metadata must not hold machine paths"

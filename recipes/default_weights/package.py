@@ -10,7 +10,8 @@ chose nothing), next to the BlazePose heavy teacher's numbers on the same people
 score threshold on the held-out COCO-17 people; marks the weights ``release`` when every goal of
 the recipe holds (below), ``interim`` otherwise; writes
 ``starpose/assets/weights/<variant>.safetensors`` (atomically) with the numbers and the lineage in
-its metadata, and ``results/package.json`` with the same summary for docs/MODEL_CARD.md.
+its metadata, and ``results/package.json`` with the same summary for docs/MODEL_CARD.md; for the
+packaged ``starpose_t`` file it also rewrites the recipe README's runs table (``lineage.py --write``).
 
 The summary also holds ``against_previous``: the new weights against the file they replace (or
 ``--against FILE``; ``--no-against`` to skip) by a paired bootstrap over the validation photos
@@ -231,6 +232,11 @@ def main(argv: list[str] | None = None) -> None:
     save_weights(out, model, meta)
     atomic_write_json(args.summary, summary, indent=1)
     print(f"weights: {out} ({status})\nsummary: {args.summary}")
+    if args.out is None and args.variant == "starpose_t":  # the recipe README's runs table follows it
+        sys.path.insert(0, str(HERE))
+        import lineage as lineage_table
+
+        lineage_table.main(["--write"])
 
 
 if __name__ == "__main__":

@@ -507,7 +507,10 @@ def _weights_metadata(cfg: TrainConfig, mix, lineage: list[dict], epochs: int, p
            **({"truncate_prob": cfg.truncate_prob} if cfg.truncate_prob else {}),
            **({"distractor_prob": cfg.distractor_prob} if cfg.distractor_prob else {}),
            **({"val_no_flip": True} if cfg.val_no_flip else {}),
-           "mix": mix.describe() if mix is not None else Path(cfg.train_ann).name}
+           "mix": mix.describe() if mix is not None else Path(cfg.train_ann).name,
+           "seed": cfg.seed, "of_epochs": cfg.epochs,
+           **{k: round(float(record[k]), 4) for k in ("val_score", "val_score_flip", "val_score_no_flip")
+              if record.get(k) is not None}}
     return {"variant": cfg.variant, "epoch": str(epochs), "people_seen": str(people_seen),
             "lineage": json.dumps(lineage + [run]), "val": json.dumps(record.get("val", {})),
             "val_score": str(record.get("val_score", "")),

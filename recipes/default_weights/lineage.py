@@ -1,0 +1,165 @@
+"""The runs behind a weight file, one table row per run, from the lineage in its metadata.
+
+Every training run appends one entry to the ``lineage`` of the weights it saves (epochs, people seen,
+peak lr, the mix, the crop augmentations; since 2026-12-06 also its seed, its planned length and its
+validation scores), and ``average.py`` marks the entries it averaged. This prints that lineage as
+the Markdown table of the recipe README's *Runs* section, or, with ``--write``, replaces the table
+between the README's markers so that the README and the packaged file cannot drift apart
+(``tests/test_recipe_lineage.py`` checks that they agree)::
+
+    python recipes/default_weights/lineage.py                      # the packaged starpose_t weights
+    python recipes/default_weights/lineage.py runs/people_h38/best.safetensors
+    python recipes/default_weights/lineage.py --write              # update recipes/default_weights/README.md
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+PACKAGED = ROOT / "starpose" / "assets" / "weights" / "starpose_t.safetensors"
+README = HERE / "README.md"
+BEGIN = "<!-- runs table: python recipes/default_weights/lineage.py --write -->"
+END = "<!-- end of runs table -->"
+
+HEADER = ("| run | epochs | lineage after | people drawn | peak lr | mix (share of each epoch) "
+          "| crops | validation score | notes |")
+RULE = "|---:|---:|---:|---:|---:|---|---|---|---|"
+
+
+def read_lineage(path: Path) -> list[dict]:
+    """The lineage list of a safetensors file; a clear error if the file has none."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise SystemExit(f"{path}: no such weight file")
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+    except Exception as e:  # safetensors raises its own error types for a damaged header
+        raise SystemExit(f"{path}: not a readable safetensors file ({e})") from None
+    if "lineage" not in meta:
+        raise SystemExit(f"{path}: no lineage in its metadata (expected weights saved by `train` or package.py)")
+    try:
+        lineage = json.loads(meta["lineage"])
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"{path}: its lineage metadata is not JSON ({e})") from None
+    if not isinstance(lineage, list) or not all(isinstance(r, dict) for r in lineage):
+        raise SystemExit(f"{path}: its lineage metadata is not a list of runs")
+    return lineage
+
+
+def _lr(value) -> str:
+    return f"{float(value):.2g}" if value not in (None, "") else ""
+
+
+def _crops(run: dict) -> str:
+    parts = []
+    for key, label in (("det_box_prob", "detector box"), ("truncate_prob", "cut off"),
+                       ("distractor_prob", "neighbour pasted")):
+        if run.get(key):
+            parts.append(f"{label} {float(run[key]):g}")
+    return ", ".join(parts)
+
+
+def _score(run: dict) -> str:
+    if "val_score_flip" in run and "val_score_no_flip" in run:
+        return f"{run['val_score_flip']:.4f} flip / {run['val_score_no_flip']:.4f} one pass"
+    if "val_score" in run:
+        return f"{run['val_score']:.4f}"
+    return ""
+
+
+def _notes(run: dict) -> str:
+    notes = []
+    if run.get("of_epochs") and int(run["of_epochs"]) != int(run.get("epochs", 0) or 0):
+        notes.append(f"best EMA at epoch {run['epochs']} of {run['of_epochs']}")
+    if "seed" in run:
+        notes.append(f"seed {run['seed']}")
+    if run.get("val_no_flip"):
+        notes.append("validated with and without flip")
+    avg = run.get("averaged")
+    if isinstance(avg, dict):
+        share = float(avg.get("share_of_this_run", 0.5))
+        other = avg.get("with", "another file")
+        epochs = avg.get("with_epochs")
+        notes.append(f"averaged {share:g} / {1 - share:g} with `{other}`"
+                     + (f" ({epochs} epochs)" if epochs else ""))
+    return "; ".join(notes)
+
+
+def table(lineage: list[dict]) -> str:
+    """The Markdown table: the first entry is the weights the first run started from."""
+    rows = [HEADER, RULE]
+    total = 0
+    for i, run in enumerate(lineage):
+        epochs = int(run.get("epochs", 0) or 0)
+        total += epochs
+        if i == 0 and "people_seen" not in run:
+            status = run.get("status", "")
+            rows.append(f"| start | {epochs} | {total} | | | earlier recipe (`{run.get('recipe', '?')}`"
+                        f"{', ' + status if status else ''}) | | | starting weights |")
+            continue
+        people = run.get("people_seen")
+        rows.append("| " + " | ".join([
+            str(i), str(epochs), str(total), f"{int(people):,}" if people not in (None, "") else "",
+            _lr(run.get("base_lr")), str(run.get("mix", "")), _crops(run), _score(run), _notes(run),
+        ]) + " |")
+    return "\n".join(rows)
+
+
+def replace_table(text: str, new_table: str, where: Path) -> str:
+    """``text`` with the part between the markers replaced by ``new_table``."""
+    if text.count(BEGIN) != 1 or text.count(END) != 1 or text.index(BEGIN) > text.index(END):
+        raise SystemExit(f"{where}: expected one '{BEGIN}' line followed by one '{END}' line")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{BEGIN}\n{new_table}\n{END}{tail}"
+
+
+def current_table(text: str, where: Path) -> str:
+    """The table between the markers of ``text``."""
+    replace_table(text, "", where)  # validates the markers
+    return text.split(BEGIN, 1)[1].split(END, 1)[0].strip("\n")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("weights", nargs="?", type=Path, default=PACKAGED,
+                    help="a safetensors file with a lineage (default: the packaged starpose_t weights)")
+    ap.add_argument("--write", action="store_true", help=f"replace the table in {README.relative_to(ROOT)}")
+    ap.add_argument("--readme", type=Path, default=README, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    new = table(read_lineage(args.weights))
+    if not args.write:
+        print(new)
+        return 0
+    text = args.readme.read_text(encoding="utf-8")
+    updated = replace_table(text, new, args.readme)
+    if updated == text:
+        print(f"{args.readme}: the runs table is already current")
+    else:
+        write_atomic(args.readme, updated)
+        print(f"{args.readme}: runs table updated ({len(new.splitlines()) - 2} rows)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
