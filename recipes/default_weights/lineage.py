@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 PACKAGED = ROOT / "starpose" / "assets" / "weights" / "starpose_t.safetensors"
 README = HERE / "README.md"
+sys.path.insert(0, str(ROOT))
+
+from starpose.fileio import atomic_write_text  # noqa: E402  (after the checkout is on the path)
+
 BEGIN = "<!-- runs table: python recipes/default_weights/lineage.py --write -->"
 END = "<!-- end of runs table -->"
 
@@ -129,17 +131,6 @@ def current_table(text: str, where: Path) -> str:
     return text.split(BEGIN, 1)[1].split(END, 1)[0].strip("\n")
 
 
-def write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("weights", nargs="?", type=Path, default=PACKAGED,
@@ -156,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     if updated == text:
         print(f"{args.readme}: the runs table is already current")
     else:
-        write_atomic(args.readme, updated)
+        atomic_write_text(args.readme, updated)
         print(f"{args.readme}: runs table updated ({len(new.splitlines()) - 2} rows)")
     return 0
 
