@@ -25,6 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
+from starpose.fileio import between_markers, rewrite_between_markers
+
 from .common import machine_info, write_json
 
 HERE = Path(__file__).resolve().parent
@@ -148,17 +150,9 @@ def table(results: Path = RESULTS) -> str:
     return "\n".join(rows)
 
 
-def replace_table(text: str, new_table: str, where: Path) -> str:
-    if text.count(BEGIN) != 1 or text.count(END) != 1 or text.index(BEGIN) > text.index(END):
-        raise SystemExit(f"{where}: expected one '{BEGIN}' line followed by one '{END}' line")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{BEGIN}\n{new_table}\n{END}{tail}"
-
-
 def current_table(text: str, where: Path) -> str:
-    replace_table(text, "", where)  # validates the markers
-    return text.split(BEGIN, 1)[1].split(END, 1)[0].strip("\n")
+    """The table between the markers of ``text``."""
+    return between_markers(text, BEGIN, END, where)
 
 
 def merge(files: list[Path], note: str, command: str) -> dict:
@@ -277,15 +271,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.write:
             print(new)
             return 0
-        from starpose.fileio import atomic_write_text
-
-        text = args.doc.read_text(encoding="utf-8")
-        updated = replace_table(text, new, args.doc)
-        if updated == text:
-            print(f"{args.doc}: the box-gap history is already current")
-        else:
-            atomic_write_text(args.doc, updated)
+        if rewrite_between_markers(args.doc, BEGIN, END, new):
             print(f"{args.doc}: box-gap history rewritten ({len(new.splitlines()) - 2} rows)")
+        else:
+            print(f"{args.doc}: the box-gap history is already current")
         return 0
     if args.cmd == "merge":
         write_json(args.out, merge(args.files, args.note, RUN_COMMAND))

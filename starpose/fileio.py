@@ -61,3 +61,36 @@ def file_sha256(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _check_markers(text: str, begin: str, end: str, where: str | Path) -> None:
+    if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
+        raise SystemExit(f"{where}: expected one '{begin}' line followed by one '{end}' line")
+
+
+def replace_between_markers(text: str, begin: str, end: str, new: str, where: str | Path) -> str:
+    """``text`` with what stands between the ``begin`` and ``end`` marker lines replaced by ``new``
+    (a generated table in a Markdown file); a clear error naming ``where`` unless each marker is
+    there once, in that order."""
+    _check_markers(text, begin, end, where)
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{begin}\n{new}\n{end}{tail}"
+
+
+def between_markers(text: str, begin: str, end: str, where: str | Path) -> str:
+    """What stands between the marker lines of ``text`` (see :func:`replace_between_markers`)."""
+    _check_markers(text, begin, end, where)
+    return text.split(begin, 1)[1].split(end, 1)[0].strip("\n")
+
+
+def rewrite_between_markers(path: str | Path, begin: str, end: str, new: str) -> bool:
+    """Replace what stands between the marker lines of the file ``path`` by ``new`` (temp file, then
+    rename); False, and the file untouched, where it already reads so."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    updated = replace_between_markers(text, begin, end, new, path)
+    if updated == text:
+        return False
+    atomic_write_text(path, updated)
+    return True

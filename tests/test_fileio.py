@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from starpose.fileio import atomic_write, atomic_write_bytes, atomic_write_json, atomic_write_text, file_sha256
+from starpose.fileio import (atomic_write, atomic_write_bytes, atomic_write_json, atomic_write_text, between_markers,
+                             file_sha256, replace_between_markers, rewrite_between_markers)
 
 
 def test_writes_and_creates_the_folder(tmp_path):
@@ -71,3 +72,19 @@ def test_importing_it_does_not_import_torch():
     code = "import sys, starpose.fileio, mobile_export.manifest; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_generated_tables_are_replaced_between_their_markers_only(tmp_path):
+    doc = tmp_path / "README.md"
+    doc.write_text("# head\n<!-- b -->\nold\n<!-- e -->\ntail\n", encoding="utf-8")
+    assert between_markers(doc.read_text(), "<!-- b -->", "<!-- e -->", doc) == "old"
+    assert rewrite_between_markers(doc, "<!-- b -->", "<!-- e -->", "| new |") is True
+    assert doc.read_text() == "# head\n<!-- b -->\n| new |\n<!-- e -->\ntail\n"
+    assert rewrite_between_markers(doc, "<!-- b -->", "<!-- e -->", "| new |") is False  # already current
+    for bad in ("<!-- e -->\n<!-- b -->\n", "<!-- b -->\n<!-- b -->\n<!-- e -->\n", "no markers\n"):
+        doc.write_text(bad)
+        with pytest.raises(SystemExit, match=r"README\.md: expected one '<!-- b -->' line followed by one '<!-- e -->'"):
+            rewrite_between_markers(doc, "<!-- b -->", "<!-- e -->", "| new |")
+        assert doc.read_text() == bad
+    with pytest.raises(SystemExit, match="where.md: expected one"):
+        replace_between_markers("x", "<!-- b -->", "<!-- e -->", "y", "where.md")

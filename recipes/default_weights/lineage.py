@@ -24,7 +24,7 @@ PACKAGED = ROOT / "starpose" / "assets" / "weights" / "starpose_t.safetensors"
 README = HERE / "README.md"
 sys.path.insert(0, str(ROOT))
 
-from starpose.fileio import atomic_write_text  # noqa: E402  (after the checkout is on the path)
+from starpose.fileio import between_markers, rewrite_between_markers  # noqa: E402  (after the checkout is on the path)
 
 BEGIN = "<!-- runs table: python recipes/default_weights/lineage.py --write -->"
 END = "<!-- end of runs table -->"
@@ -116,19 +116,9 @@ def table(lineage: list[dict]) -> str:
     return "\n".join(rows)
 
 
-def replace_table(text: str, new_table: str, where: Path) -> str:
-    """``text`` with the part between the markers replaced by ``new_table``."""
-    if text.count(BEGIN) != 1 or text.count(END) != 1 or text.index(BEGIN) > text.index(END):
-        raise SystemExit(f"{where}: expected one '{BEGIN}' line followed by one '{END}' line")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{BEGIN}\n{new_table}\n{END}{tail}"
-
-
 def current_table(text: str, where: Path) -> str:
     """The table between the markers of ``text``."""
-    replace_table(text, "", where)  # validates the markers
-    return text.split(BEGIN, 1)[1].split(END, 1)[0].strip("\n")
+    return between_markers(text, BEGIN, END, where)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,13 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.write:
         print(new)
         return 0
-    text = args.readme.read_text(encoding="utf-8")
-    updated = replace_table(text, new, args.readme)
-    if updated == text:
-        print(f"{args.readme}: the runs table is already current")
-    else:
-        atomic_write_text(args.readme, updated)
+    if rewrite_between_markers(args.readme, BEGIN, END, new):
         print(f"{args.readme}: runs table updated ({len(new.splitlines()) - 2} rows)")
+    else:
+        print(f"{args.readme}: the runs table is already current")
     return 0
 
 
