@@ -906,6 +906,19 @@ def bench_cmd(artifacts, threads, runs, rounds, warmup, eager, variant, weights,
         raise click.ClickException("no target could be benchmarked on this machine (see the reasons above)")
 
 
+def _check_out_folder(out_dir: str) -> None:
+    """``predict --out`` is a folder; a name like ``pose.jpg`` that is not one yet is a mistake to catch early
+    (predict would make a folder of that name)."""
+    from pathlib import Path
+
+    from .predict import IMAGE_EXTS, VIDEO_EXTS
+
+    out = Path(out_dir)
+    if out.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS and not out.is_dir():
+        raise click.UsageError(f"--out {out_dir}: looks like a file name; --out is the folder the overlays and "
+                               "results.json go in (e.g. --out out/predict)")
+
+
 @main.command("predict")
 @click.argument("sources", nargs=-1, type=click.Path(path_type=str))
 @click.option("--sample", is_flag=True, help="Run on the sample photos shipped with the package.")
@@ -944,6 +957,7 @@ def predict_cmd(sources, sample, out_dir, variant, weights, detections, det_thr,
     _check_weights(weights)
     if detector_input is not None and (detections or not detector):
         raise click.UsageError("--detector-input is for the bundled detector (not with --det or --no-detector)")
+    _check_out_folder(out_dir)
     detector_spec = _detector_spec(detector_input)
 
     from .data.errors import DataError

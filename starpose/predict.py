@@ -184,11 +184,42 @@ def predict_paths(
     ``detector`` (a :class:`starpose.detect.PersonDetector`) finds the people when no
     ``detections`` file is given: at most ``max_people`` boxes scoring ``box_threshold`` or more
     (default: the detector's own threshold); video re-detects every ``detect_every`` frames."""
-    from .evaluation.oks import write_results
-
-    out_dir.mkdir(parents=True, exist_ok=True)
     dets = load_detections(detections) if detections else None
     files = [p for s in sources for p in iter_inputs(Path(s))]
+    made = _make_folder(out_dir)
+    try:
+        return _predict_files(predictor, files, out_dir, dets, det_score_thr, score_threshold, smooth, progress,
+                              detector, max_people, box_threshold, detect_every)
+    except BaseException:
+        _remove_if_empty(made)  # a bad first input leaves no empty output folders behind
+        raise
+
+
+def _make_folder(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; the ones created, deepest first."""
+    made = []
+    at = folder
+    while not at.exists():
+        made.append(at)
+        if at.parent == at:
+            break
+        at = at.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    return made
+
+
+def _remove_if_empty(made: list[Path]) -> None:
+    for folder in made:
+        try:
+            folder.rmdir()  # only succeeds on an empty folder
+        except OSError:
+            return
+
+
+def _predict_files(predictor, files, out_dir, dets, det_score_thr, score_threshold, smooth, progress, detector,
+                   max_people, box_threshold, detect_every) -> dict:
+    from .evaluation.oks import write_results
+
     results: list[dict] = []
     images: list[dict] = []
     overlays: list[str] = []

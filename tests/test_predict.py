@@ -95,5 +95,13 @@ def test_predict_bad_inputs(tmp_path):
     assert r.exit_code != 0 and "unsupported file type" in r.output
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"garbage")
-    r = runner.invoke(main, ["predict", str(bad), "--weights", "random", "--out", str(tmp_path / "o")])
+    r = runner.invoke(main, ["predict", str(bad), "--weights", "random", "--out", str(tmp_path / "o" / "p")])
     assert r.exit_code != 0 and "broken.jpg" in r.output and "cannot decode" in r.output
+    assert not (tmp_path / "o").exists()  # no empty output folders left behind
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    r = runner.invoke(main, ["predict", str(bad), "--weights", "random", "--out", str(kept)])
+    assert r.exit_code != 0 and kept.is_dir()  # a folder that was there stays
+    r = runner.invoke(main, ["predict", str(bad), "--weights", "random", "--out", str(tmp_path / "pose.jpg")])
+    assert r.exit_code == 2 and "--out" in r.output and "pose.jpg: looks like a file name" in r.output
+    assert not (tmp_path / "pose.jpg").exists()
