@@ -40,6 +40,7 @@ def test_table_with_and_without_one_pass_numbers(mod, tmp_path):
     rows = mod.table(flip_only).splitlines()
     assert rows[2] == "| `coco` | 0.100 | 0.100 |" and rows[-1] == "| score | **0.3000** | 0.2000 |"
     assert mod.summary(flip_only).startswith("2 epochs, speed not recorded;")
+    assert mod.summary(history[:1]).startswith("1 epoch, 25 people/s;")
 
 
 @pytest.mark.parametrize("content, problem", [

@@ -75,8 +75,10 @@ def table(history: list[dict]) -> str:
 def summary(history: list[dict]) -> str:
     speeds = [float(r["people_per_s"]) for r in history if r.get("people_per_s")]
     best = max(history, key=lambda r: r.get("val_score", float("-inf")))
-    speed = f"{min(speeds):.0f}-{max(speeds):.0f} people/s" if speeds else "speed not recorded"
-    return (f"{len(history)} epochs, {speed}; best selection score {best.get('val_score', float('nan')):.4f} "
+    low, high = (f"{min(speeds):.0f}", f"{max(speeds):.0f}") if speeds else ("", "")
+    speed = "speed not recorded" if not speeds else f"{low} people/s" if low == high else f"{low}-{high} people/s"
+    epochs = f"{len(history)} epoch{'s' if len(history) != 1 else ''}"
+    return (f"{epochs}, {speed}; best selection score {best.get('val_score', float('nan')):.4f} "
             f"at epoch {best['epoch']}")
 
 
