@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import re
 import subprocess
 import sys
@@ -204,6 +205,27 @@ RUN_COMMAND = ("python -m benchmarks.box_gap --ann-file ANN --img-dir DIR [--hol
                "python -m benchmarks.box_gap_history run")
 
 
+def box_gap_commands(shared: Path, weights: str, resamples: int, tmp: Path) -> list[tuple[str, list[str], Path]]:
+    """The six ``benchmarks.box_gap`` runs (label, command run in the checkout, its results file). The data
+    paths are given relative to the checkout (``../shared/...`` beside it), so the results files name no
+    machine's folders."""
+    jobs = []
+    for key, _, ann, img, holdout in SETS:
+        for hw in (SHIPPED, LARGE):
+            part = tmp / f"{key}_{hw[0]}x{hw[1]}.json"
+            cmd = [sys.executable, "-m", "benchmarks.box_gap", "--ann-file", _from_root(shared / ann),
+                   "--img-dir", _from_root(shared / img), "--detector-input", f"{hw[0]}x{hw[1]}",
+                   "--weights", weights, "--resamples", str(resamples), "--out", str(part)]
+            if holdout:
+                cmd += ["--holdout", holdout]
+            jobs.append((f"{key} at {hw[0]}x{hw[1]}", cmd, part))
+    return jobs
+
+
+def _from_root(path: Path) -> str:
+    return os.path.relpath(Path(path).resolve(), ROOT)
+
+
 def run_all(shared: Path, weights: str, note: str, out: Path | None, jobs: int, resamples: int,
             epochs: int | None) -> Path:
     shared = Path(shared)
@@ -218,16 +240,7 @@ def run_all(shared: Path, weights: str, note: str, out: Path | None, jobs: int, 
     date = datetime.date.today().isoformat()
     out = out or RESULTS / f"{date}-box-gap-{epochs}ep.json"
     with tempfile.TemporaryDirectory() as tmp:
-        jobs_list = []
-        for key, _, ann, img, holdout in SETS:
-            for hw in (SHIPPED, LARGE):
-                part = Path(tmp) / f"{key}_{hw[0]}x{hw[1]}.json"
-                cmd = [sys.executable, "-m", "benchmarks.box_gap", "--ann-file", str(shared / ann),
-                       "--img-dir", str(shared / img), "--detector-input", f"{hw[0]}x{hw[1]}",
-                       "--weights", weights, "--resamples", str(resamples), "--out", str(part)]
-                if holdout:
-                    cmd += ["--holdout", holdout]
-                jobs_list.append((f"{key} at {hw[0]}x{hw[1]}", cmd, part))
+        jobs_list = box_gap_commands(shared, weights, resamples, Path(tmp))
 
         def one(job):
             label, cmd, part = job

@@ -135,3 +135,16 @@ def test_run_names_a_missing_shared_folder(tmp_path):
     (tmp_path / "s").mkdir()
     with pytest.raises(SystemExit, match=r"person_keypoints\.json: not found"):
         h.main(["run", "--note", "x", "--shared", str(tmp_path / "s"), "--epochs", "1"])
+
+
+def test_run_names_the_data_relative_to_the_checkout(tmp_path):
+    """Results files name ../shared/..., never the machine's folders."""
+    jobs = h.box_gap_commands(h.ROOT.parent / "shared", "default", 1000, tmp_path)
+    assert [label for label, _, _ in jobs] == [
+        "people at 224x160", "people at 416x416", "held at 224x160", "held at 416x416",
+        "fixture at 224x160", "fixture at 416x416"]
+    label, cmd, part = jobs[2]
+    assert cmd[cmd.index("--ann-file") + 1] == "../shared/people/coco/person_keypoints.json"
+    assert cmd[cmd.index("--img-dir") + 1] == "../shared/people/coco/images"
+    assert cmd[-2:] == ["--holdout", "coco"] and cmd[cmd.index("--detector-input") + 1] == "224x160"
+    assert part.parent == tmp_path
