@@ -129,7 +129,7 @@ def row(epochs: int, path: Path) -> str | None:
         cells[(set_of(run, path), _input(run))] = run
     if not any(hw in (SHIPPED, LARGE) for _, hw in cells):
         return None
-    out = [str(epochs), str(doc.get("date", NAME.match(path.name).group(1) if NAME.match(path.name) else ""))]
+    out = [str(epochs), str(doc.get("date") or path.name[:10])]  # history_files' names start with the date
     for key, *_ in SETS:
         shipped, large = cells.get((key, SHIPPED)), cells.get((key, LARGE))
         gt = shipped or large
@@ -159,9 +159,9 @@ def current_table(text: str, where: Path) -> str:
 def merge(files: list[Path], note: str, command: str) -> dict:
     """One per-weights payload from single runs of ``benchmarks.box_gap``: each of the six (set, input)
     pairs once, measured with one pose weights."""
-    runs, seen, weights = [], {}, set()
-    order = {(k, hw): i for i, (k, hw) in enumerate((k, hw) for k, *_ in SETS for hw in (SHIPPED, LARGE))}
-    machine = None
+    order = [(k, hw) for k, *_ in SETS for hw in (SHIPPED, LARGE)]
+    found: dict[tuple[str, tuple[int, int] | None], tuple[Path, dict]] = {}
+    weights, machine = set(), None
     for path in files:
         doc = read_results(path)
         machine = machine or doc.get("machine")
@@ -170,17 +170,16 @@ def merge(files: list[Path], note: str, command: str) -> dict:
             if key not in order:
                 raise SystemExit(f"{path}: detector input {run.get('detector_input_hw')} is neither "
                                  f"{SHIPPED[0]}x{SHIPPED[1]} nor {LARGE[0]}x{LARGE[1]}")
-            if key in seen:
-                raise SystemExit(f"{path}: {key[0]} at {key[1][0]}x{key[1][1]} is also in {seen[key]}")
-            seen[key] = path
+            if key in found:
+                raise SystemExit(f"{path}: {key[0]} at {key[1][0]}x{key[1][1]} is also in {found[key][0]}")
+            found[key] = (path, run)
             weights.add((run.get("variant"), run.get("weights"), run.get("flip")))
-            runs.append(run)
     if len(weights) > 1:
         raise SystemExit(f"the runs were measured with different pose models: {sorted(map(str, weights))}")
-    missing = [f"{k} at {hw[0]}x{hw[1]}" for (k, hw) in order if (k, hw) not in seen]
+    missing = [f"{k} at {hw[0]}x{hw[1]}" for (k, hw) in order if (k, hw) not in found]
     if missing:
         raise SystemExit(f"missing runs: {', '.join(missing)}")
-    runs.sort(key=lambda r: order[(set_of(r, Path('?')), _input(r))])
+    runs = [found[key][1] for key in order]
     return {"date": datetime.date.today().isoformat(), "benchmark": "box_gap",
             "what": "OKS AP from labelled boxes to the bundled detector's boxes, one change at a time, "
                     "at the shipped input and at 416x416",
