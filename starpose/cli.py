@@ -941,8 +941,11 @@ def _check_out_folder(out_dir: str) -> None:
 @click.option("--kpt-thr", type=float, default=None, help="Keypoint score to draw (default: the weights' calibrated value).")
 @click.option("--flip/--no-flip", default=False, show_default=True, help="Test-time flip averaging.")
 @click.option("--smooth/--no-smooth", default=True, show_default=True, help="One Euro smoothing on video.")
+@click.option("--skip-bad", is_flag=True,
+              help="Leave out files that cannot be read (each named on stderr and in skipped.json) instead of "
+                   "stopping at the first; fails only when none could be read.")
 def predict_cmd(sources, sample, out_dir, variant, weights, detections, det_thr, detector, max_people, detect_every,
-                detector_input, kpt_thr, flip, smooth) -> None:
+                detector_input, kpt_thr, flip, smooth, skip_bad) -> None:
     """Predict keypoints on images, folders or videos; write overlays and COCO results JSON."""
     from pathlib import Path
 
@@ -978,12 +981,18 @@ def predict_cmd(sources, sample, out_dir, variant, weights, detections, det_thr,
     try:
         out = predict_paths(PosePredictor(model, model.spec, flip=flip), paths, Path(out_dir),
                             Path(detections) if detections else None, 0.3 if det_thr is None else det_thr, thr, smooth,
-                            detector=people, max_people=max_people, box_threshold=det_thr, detect_every=detect_every)
+                            detector=people, max_people=max_people, box_threshold=det_thr, detect_every=detect_every,
+                            skip_bad=skip_bad)
     except DataError as e:
         raise click.ClickException(str(e)) from e
     for p in out["overlays"]:
         click.echo(f"overlay: {p}")
     click.echo(f"results: {out['results']} ({out['num_poses']} poses, COCO keypoint results format)")
+    for bad in out["skipped"]:
+        click.echo(f"skipped: {bad['file']}: {bad['problem']}", err=True)
+    if out["skipped"]:
+        click.echo(f"skipped {len(out['skipped'])} of {len(out['skipped']) + len(out['overlays'])} inputs "
+                   f"(listed in {out['skipped_file']})", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

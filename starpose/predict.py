@@ -178,18 +178,24 @@ def predict_paths(
     max_people: int = 10,
     box_threshold: float | None = None,
     detect_every: int = 5,
+    skip_bad: bool = False,
 ) -> dict:
     """Run on every image/video under ``sources``; write overlays and ``results.json``.
 
     ``detector`` (a :class:`starpose.detect.PersonDetector`) finds the people when no
     ``detections`` file is given: at most ``max_people`` boxes scoring ``box_threshold`` or more
-    (default: the detector's own threshold); video re-detects every ``detect_every`` frames."""
+    (default: the detector's own threshold); video re-detects every ``detect_every`` frames.
+
+    A file that cannot be read (undecodable, too small, a video with no frames) stops the run with a
+    :class:`~starpose.data.errors.DataError` naming it, unless ``skip_bad``: then it is left out and
+    listed under ``"skipped"`` of the returned summary (and in ``skipped.json`` beside the results),
+    and the run fails only when every file was bad."""
     dets = load_detections(detections) if detections else None
     files = [p for s in sources for p in iter_inputs(Path(s))]
     made = _make_folder(out_dir)
     try:
         return _predict_files(predictor, files, out_dir, dets, det_score_thr, score_threshold, smooth, progress,
-                              detector, max_people, box_threshold, detect_every)
+                              detector, max_people, box_threshold, detect_every, skip_bad)
     except BaseException:
         _remove_if_empty(made)  # a bad first input leaves no empty output folders behind
         raise
@@ -217,52 +223,76 @@ def _remove_if_empty(made: list[Path]) -> None:
 
 
 def _predict_files(predictor, files, out_dir, dets, det_score_thr, score_threshold, smooth, progress, detector,
-                   max_people, box_threshold, detect_every) -> dict:
+                   max_people, box_threshold, detect_every, skip_bad=False) -> dict:
+    from .data.errors import DataError
     from .evaluation.oks import write_results
 
     results: list[dict] = []
     images: list[dict] = []
     overlays: list[str] = []
+    skipped: list[dict] = []
     bar = None
     if progress and len(files) > 1:
         from tqdm import tqdm
 
         bar = tqdm(total=len(files), desc="predict", unit="file")
-    for index, path in enumerate(files):
-        if path.suffix.lower() in VIDEO_EXTS:
-            if detector is not None and dets is None:
-                tracker = dict(max_people=max_people, box_threshold=box_threshold, detect_every=detect_every)
-                overlays.append(str(_predict_video_people(predictor, detector, path, out_dir, results, images,
-                                                          score_threshold, smooth, progress, **tracker)))
-            else:
-                overlays.append(str(_predict_video(predictor, path, out_dir, results, images, score_threshold, smooth,
-                                                   progress)))
-        else:
-            image = _read_photo(path)
-            image_id = _image_id(path, len(images))
-            if dets is not None:
-                ds = [d for d in dets.get(path.name, []) + dets.get(image_id, []) if d.get("score", 1) >= det_score_thr]
-                poses = predictor(image, [np.asarray(d["bbox"], np.float64) for d in ds],
-                                  [float(d.get("score", 1.0)) for d in ds])
-            elif detector is not None:
-                found = detector(image, score_threshold=box_threshold, max_detections=max_people)
-                poses = predictor(image, [d.box for d in found], [d.score for d in found])
-            else:
-                poses = [predictor.single_person(image, score_threshold=score_threshold)]
-            images.append({"id": image_id, "file_name": path.name, "width": image.shape[1], "height": image.shape[0]})
-            results.extend(_coco_results(poses, image_id))
-            target = out_dir / f"{path.stem}_pose.jpg"
-            _write_image(target, draw_poses(image, poses, predictor.spec, score_threshold, draw_boxes=detector is not None))
-            overlays.append(str(target))
+    for path in files:
+        try:
+            overlays.append(_predict_file(predictor, path, out_dir, dets, det_score_thr, score_threshold, smooth,
+                                          progress, detector, max_people, box_threshold, detect_every, results, images))
+        except DataError as e:
+            if not skip_bad:
+                raise
+            skipped.append({"file": str(path), "problem": e.problem})
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
+    if skipped and not overlays:
+        others = {1: "", 2: " (the other input could not be read either)"}.get(
+            len(files), f" (none of the other {len(files) - 1} inputs could be read either)")
+        raise DataError(skipped[0]["file"], skipped[0]["problem"] + others)
     write_results(results, out_dir / "results.json")
     write_results({"images": images, "categories": [{"id": 1, "name": "person",
                    "keypoints": list(predictor.spec.keypoint_names),
                    "skeleton": [[a + 1, b + 1] for a, b in predictor.spec.skeleton]}]}, out_dir / "images.json")
-    return {"overlays": overlays, "results": str(out_dir / "results.json"), "num_poses": len(results)}
+    summary = {"overlays": overlays, "results": str(out_dir / "results.json"), "num_poses": len(results),
+               "skipped": skipped}
+    if skipped:
+        write_results(skipped, out_dir / "skipped.json")
+        summary["skipped_file"] = str(out_dir / "skipped.json")
+    else:
+        (out_dir / "skipped.json").unlink(missing_ok=True)  # an earlier run's list would not be about these results
+    return summary
+
+
+def _predict_file(predictor, path, out_dir, dets, det_score_thr, score_threshold, smooth, progress, detector,
+                  max_people, box_threshold, detect_every, results, images) -> str:
+    """Pose one photo or video; append its COCO results and image entries; the overlay's path.
+
+    Nothing is appended when the file cannot be read (the DataError comes before any result)."""
+    if path.suffix.lower() in VIDEO_EXTS:
+        if detector is not None and dets is None:
+            tracker = dict(max_people=max_people, box_threshold=box_threshold, detect_every=detect_every)
+            return str(_predict_video_people(predictor, detector, path, out_dir, results, images, score_threshold,
+                                             smooth, progress, **tracker))
+        return str(_predict_video(predictor, path, out_dir, results, images, score_threshold, smooth, progress))
+    image = _read_photo(path)
+    image_id = _image_id(path, len(images))
+    if dets is not None:
+        ds = [d for d in dets.get(path.name, []) + dets.get(image_id, []) if d.get("score", 1) >= det_score_thr]
+        poses = predictor(image, [np.asarray(d["bbox"], np.float64) for d in ds], [float(d.get("score", 1.0)) for d in ds])
+    elif detector is not None:
+        found = detector(image, score_threshold=box_threshold, max_detections=max_people)
+        poses = predictor(image, [d.box for d in found], [d.score for d in found])
+    else:
+        poses = [predictor.single_person(image, score_threshold=score_threshold)]
+    images.append({"id": image_id, "file_name": path.name, "width": image.shape[1], "height": image.shape[0]})
+    results.extend(_coco_results(poses, image_id))
+    target = out_dir / f"{path.stem}_pose.jpg"
+    _write_image(target, draw_poses(image, poses, predictor.spec, score_threshold, draw_boxes=detector is not None))
+    return str(target)
+
 
 
 def _read_photo(path: Path) -> np.ndarray:

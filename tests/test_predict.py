@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -105,3 +106,44 @@ def test_predict_bad_inputs(tmp_path):
     r = runner.invoke(main, ["predict", str(bad), "--weights", "random", "--out", str(tmp_path / "pose.jpg")])
     assert r.exit_code == 2 and "--out" in r.output and "pose.jpg: looks like a file name" in r.output
     assert not (tmp_path / "pose.jpg").exists()
+
+
+def test_predict_skip_bad(tmp_path):
+    """Many files, one unreadable: by default the run stops naming it; --skip-bad poses the rest, lists it in
+    skipped.json and on stderr; a later clean run into the same folder drops the stale list."""
+    rng = np.random.default_rng(0)
+    good = tmp_path / "in" / "good.png"
+    good.parent.mkdir()
+    cv2.imwrite(str(good), rng.integers(0, 255, (96, 64, 3), dtype=np.uint8))
+    bad = tmp_path / "in" / "broken.jpg"
+    bad.write_bytes(b"garbage")
+    tiny = tmp_path / "in" / "tiny.png"
+    cv2.imwrite(str(tiny), np.zeros((1, 1, 3), np.uint8))
+    runner = CliRunner()
+    base = ["--weights", "random", "--no-detector"]
+    out = tmp_path / "out"
+    r = runner.invoke(main, ["predict", str(good), str(bad), *base, "--out", str(out)])
+    assert r.exit_code != 0 and "broken.jpg" in r.output and "cannot decode" in r.output
+    assert not (out / "results.json").exists()
+
+    r = runner.invoke(main, ["predict", str(tmp_path / "in"), *base, "--out", str(out), "--skip-bad"])
+    assert r.exit_code == 0, r.output
+    assert "skipped: " in r.output and "broken.jpg" in r.output and "tiny.png" in r.output
+    assert "skipped 2 of 3 inputs" in r.output
+    images = json.loads((out / "images.json").read_text())["images"]
+    assert [i["file_name"] for i in images] == ["good.png"]
+    assert {d["image_id"] for d in json.loads((out / "results.json").read_text())} == {images[0]["id"]}
+    skipped = json.loads((out / "skipped.json").read_text())
+    assert sorted(Path(s["file"]).name for s in skipped) == ["broken.jpg", "tiny.png"]
+    assert any("too small" in s["problem"] for s in skipped)
+    assert sorted(p.name for p in out.iterdir()) == ["good_pose.jpg", "images.json", "results.json", "skipped.json"]
+
+    r = runner.invoke(main, ["predict", str(good), *base, "--out", str(out), "--skip-bad"])
+    assert r.exit_code == 0 and "skipped" not in r.output
+    assert not (out / "skipped.json").exists()
+
+    none = tmp_path / "none"
+    r = runner.invoke(main, ["predict", str(bad), str(tiny), *base, "--out", str(none), "--skip-bad"])
+    assert r.exit_code != 0 and "broken.jpg: cannot decode" in r.output
+    assert "the other input could not be read either" in r.output
+    assert not none.exists()
