@@ -911,7 +911,7 @@ def _check_out_folder(out_dir: str) -> None:
     (predict would make a folder of that name)."""
     from pathlib import Path
 
-    from .predict import IMAGE_EXTS, VIDEO_EXTS
+    from .fileio import IMAGE_EXTS, VIDEO_EXTS
 
     out = Path(out_dir)
     if out.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS and not out.is_dir():

@@ -16,7 +16,13 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "file_sha256"]
+__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "file_sha256",
+           "IMAGE_EXTS", "VIDEO_EXTS"]
+
+# The photo and video file suffixes ``predict`` reads (here, torch-free, so the command line can check
+# its arguments before anything heavy is imported).
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 
 
 def atomic_write(path: str | Path, write: Callable[[str], Any]) -> Path:

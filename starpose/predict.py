@@ -19,14 +19,13 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from .fileio import IMAGE_EXTS, VIDEO_EXTS
 from .processing import apply_affine, bbox_xywh_to_cs, decode_simcc, get_warp_matrix, invert_affine
 from .spec import PoseSpec
 from .tracking import MultiPersonTracker, OneEuroFilter, RoiTracker, full_frame_box, skeleton_draw_list, torso_indices
 
 __all__ = ["Pose", "PosePredictor", "draw_poses", "predict_paths", "IMAGE_EXTS", "VIDEO_EXTS"]
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 SIDE_COLORS = {"left": (0, 200, 255), "right": (255, 120, 0), "center": (60, 220, 60)}  # RGB
 BOX_COLOR = (255, 230, 60)  # RGB
 

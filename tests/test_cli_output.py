@@ -83,6 +83,7 @@ MISSING = "no_such_input"
     ["predict", f"{MISSING}.jpg"],
     ["predict", "--sample", "--det", f"{MISSING}.json"],
     ["predict", "--sample", "--weights", f"{MISSING}.safetensors"],
+    ["predict", "--sample", "--out", f"{MISSING}.jpg"],
     ["eval", "--data-root", MISSING],
     ["eval", "--ann-file", f"{MISSING}.json", "--img-dir", "."],
     ["train", "--ann-file", f"{MISSING}.json", "--img-dir", "."],
