@@ -1,4 +1,4 @@
-"""recipes/default_weights/epochs.py: a run's history.json as the recipe README's per-epoch table, the best
+"""recipes/default_weights/epochs.py: a run's history.json as the per-epoch table of RUNS.md's run sections, the best
 epoch in bold; a missing or malformed history is a clear error naming the file."""
 from __future__ import annotations
 

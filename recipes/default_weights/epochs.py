@@ -1,4 +1,4 @@
-"""A training run's validation, epoch by epoch, as the Markdown table of the recipe README's run sections.
+"""A training run's validation, epoch by epoch, as the Markdown table of the run sections of RUNS.md.
 
 ``train`` writes one record per epoch to ``RUN_DIR/history.json``: the EMA's validation per source
 with the flip test (``val``) and, with ``--val-no-flip``, in one pass (``val_no_flip``), the selection
