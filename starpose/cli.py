@@ -326,7 +326,7 @@ def _check_inputs(cfg) -> None:
     try:
         if cfg.mix or cfg.sources:
             if cfg.val_ann:
-                CocoIndex(cfg.val_ann, SPECS[cfg.dataset])
+                _check_val_people(CocoIndex(cfg.val_ann, SPECS[cfg.dataset]))
         elif cfg.dataset == "mpii":
             from .data.mpii import mpii_samples
 
@@ -334,9 +334,19 @@ def _check_inputs(cfg) -> None:
         else:
             CocoIndex(cfg.train_ann, SPECS[cfg.dataset])
             if cfg.val_ann:
-                CocoIndex(cfg.val_ann, SPECS[cfg.dataset])
+                _check_val_people(CocoIndex(cfg.val_ann, SPECS[cfg.dataset]))
     except DataError as e:
         raise click.ClickException(str(e)) from e
+
+
+def _check_val_people(index) -> None:
+    """A validation file with no one to score fails before training, not at the first validation."""
+    from .data.coco import labelled_people
+    from .data.errors import DataError
+
+    if not labelled_people(index):
+        raise DataError(index.path, "no labelled people in it (not a crowd, at least one keypoint): the validation "
+                                    "would have nothing to score")
 
 
 _EVAL_RECIPE = {"coco": "coco_256x192_t", "crowdpose": "crowdpose_256x192_t", "mpii": "mpii_256x256_t"}
@@ -458,24 +468,31 @@ def eval_cmd(dataset, data_root, ids, ann_file, img_dir, boxes, det_file, detect
 
 @contextlib.contextmanager
 def _photo_subset(ann_file: str, image_ids: set[int] | None, spec):
-    """``--ids`` for COCO-style sets: a temporary copy of ``ann_file`` (read and checked by
-    :class:`~starpose.data.coco.CocoIndex`) that keeps only those photos and their annotations;
-    ``ann_file`` itself when no ids are given."""
-    if image_ids is None:
-        yield ann_file
-        return
+    """The annotation file ``eval`` scores, read and checked by :class:`~starpose.data.coco.CocoIndex` before
+    anything runs (a file with no labelled people is a DataError naming it): ``ann_file`` itself, or with
+    ``--ids`` a temporary copy that keeps only those photos and their annotations."""
     import json
     import tempfile
     from pathlib import Path
 
-    from .data.coco import CocoIndex
+    from .data.coco import CocoIndex, labelled_people
     from .data.errors import DataError
 
     index = CocoIndex(ann_file, spec)
+    if image_ids is None:
+        if not labelled_people(index):
+            raise DataError(ann_file, "no labelled people in it (not a crowd, at least one keypoint): OKS AP has "
+                                      "nothing to score")
+        yield ann_file
+        return
     images = [im for i, im in index.images.items() if i in image_ids]
     if not images:
         raise DataError(ann_file, f"none of the {len(image_ids)} image ids of --ids is in it")
     anns = [a for a in index.annotations if int(a["image_id"]) in image_ids]
+    index.annotations = anns
+    if not labelled_people(index):
+        raise DataError(ann_file, f"the {len(images)} photos of --ids hold no labelled people (not a crowd, at least "
+                                  "one keypoint): OKS AP has nothing to score")
     with tempfile.TemporaryDirectory() as tmp:
         subset = Path(tmp) / Path(ann_file).name
         subset.write_text(json.dumps({**index.data, "images": images, "annotations": anns}))
@@ -534,7 +551,7 @@ def _eval_lsp(data_root, ann_file, img_dir, ids, variant, weights, input_size, f
     if input_size:
         spec = spec.with_input_size(*_split_size(input_size))
     try:
-        samples = lsp_samples(joints.parent, ids=keep, images=images)
+        samples = lsp_samples(joints, ids=keep, images=images)
     except DataError as e:
         raise click.ClickException(str(e)) from e
     if not samples:

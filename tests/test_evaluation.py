@@ -163,3 +163,41 @@ def test_eval_reports_per_keypoint_similarity_with_labelled_boxes_only(tmp_path)
                              "--weights", "random", "--no-flip", "--json", str(det)])
     assert r.exit_code == 0, r.output
     assert "per_keypoint" not in json.loads(det.read_text()) and "per keypoint" not in r.output
+
+
+def test_eval_and_train_refuse_a_file_with_no_one_to_score(tmp_path):
+    """An annotation file whose people are all crowds or unlabelled (or --ids photos without people) is an
+    error naming the file, not an AP table of zeros; train checks its validation file before it starts."""
+    from click.testing import CliRunner
+
+    from starpose.cli import main
+
+    def person(ann_id, image_id, labelled, crowd=0):
+        kpts = [0.0] * 51
+        if labelled:
+            kpts[15:18] = [20.0, 30.0, 2]  # left shoulder
+        return {"id": ann_id, "image_id": image_id, "category_id": 1, "bbox": [10, 10, 40, 60], "area": 2400,
+                "iscrowd": crowd, "num_keypoints": int(labelled), "keypoints": kpts}
+
+    cats = [{"id": 1, "name": "person", "keypoints": list(COCO_SPEC.keypoint_names), "skeleton": []}]
+    images = [{"id": i, "file_name": f"{i}.jpg", "width": 100, "height": 100} for i in (1, 2)]
+    nobody = tmp_path / "nobody.json"
+    nobody.write_text(json.dumps({"images": images, "annotations": [person(1, 1, False), person(2, 2, True, crowd=1)],
+                                  "categories": cats}))
+    runner = CliRunner()
+    for boxes in ("gt", "ours"):
+        r = runner.invoke(main, ["eval", "--ann-file", str(nobody), "--img-dir", str(tmp_path), "--weights", "random",
+                                 "--boxes", boxes])
+        assert r.exit_code != 0 and f"{nobody}: no labelled people in it" in r.output, r.output
+        assert "AP50" not in r.output
+    some = tmp_path / "some.json"
+    some.write_text(json.dumps({"images": images, "annotations": [person(1, 1, False), person(2, 2, True)],
+                                "categories": cats}))
+    r = runner.invoke(main, ["eval", "--ann-file", str(some), "--img-dir", str(tmp_path), "--weights", "random",
+                             "--ids", "1"])
+    assert r.exit_code != 0 and f"{some}: the 1 photos of --ids hold no labelled people" in r.output, r.output
+    r = runner.invoke(main, ["train", "--ann-file", str(some), "--img-dir", str(tmp_path), "--val-ann-file",
+                             str(nobody), "--val-img-dir", str(tmp_path), "--epochs", "1", "--work-dir",
+                             str(tmp_path / "run")])
+    assert r.exit_code != 0 and f"{nobody}: no labelled people in it" in r.output, r.output
+    assert not (tmp_path / "run").exists()

@@ -150,7 +150,7 @@ def test_lsp_bad_joints_shape(tmp_path, shape, msg):
 
 
 def test_lsp_bad_files(tmp_path):
-    with pytest.raises(DataError, match="joints.mat not found"):
+    with pytest.raises(DataError, match="joints.mat: not found"):
         read_lsp_joints(tmp_path / "joints.mat")
     (tmp_path / "joints.mat").write_bytes(b"not a mat file at all")
     with pytest.raises(DataError, match="not a readable MATLAB file"):
@@ -466,6 +466,24 @@ def test_cli_eval_lsp_bad_options(tmp_path, args, msg):
     r = CliRunner().invoke(main, ["eval", "--dataset", "lsp", "--data-root", str(tmp_path), "--weights", "random",
                                   *args])
     assert r.exit_code != 0 and msg in r.output, r.output
+
+
+def test_cli_eval_lsp_reads_the_ann_file_it_is_given(tmp_path):
+    """``--ann-file`` names the joints file itself, whatever its name (images/ beside it); a file that is
+    not a MATLAB file is an error naming it, not a search for joints.mat in its folder."""
+    from click.testing import CliRunner
+
+    from starpose.cli import main
+
+    write_lsp(tmp_path, 3)
+    (tmp_path / "joints.mat").rename(tmp_path / "lspet_joints.mat")
+    r = CliRunner().invoke(main, ["eval", "--dataset", "lsp", "--ann-file", str(tmp_path / "lspet_joints.mat"),
+                                  "--weights", "random", "--no-flip"])
+    assert r.exit_code == 0 and "lsp (3 people" in r.output, r.output
+    (tmp_path / "notes.json").write_text("{}")
+    r = CliRunner().invoke(main, ["eval", "--dataset", "lsp", "--ann-file", str(tmp_path / "notes.json"),
+                                  "--weights", "random"])
+    assert r.exit_code != 0 and f"{tmp_path / 'notes.json'}: not a readable MATLAB file" in r.output, r.output
 
 
 def test_cli_eval_lsp_names_the_missing_joints_file(tmp_path):

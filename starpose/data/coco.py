@@ -15,7 +15,7 @@ from .errors import DataError
 from .topdown import PersonSample
 
 __all__ = ["load_json", "load_coco_annotations", "coco_gt_samples", "coco_det_samples", "CocoIndex",
-           "check_file_name"]
+           "check_file_name", "labelled_people"]
 
 
 def load_json(path: str | Path) -> object:
@@ -128,6 +128,12 @@ def check_box(path: Path, what: str, bbox, img: dict) -> np.ndarray:
 def _keypoints(ann: dict, k: int) -> tuple[np.ndarray, np.ndarray]:
     arr = np.asarray(ann["keypoints"], dtype=np.float64).reshape(k, 3)
     return arr[:, :2].copy(), arr[:, 2].copy()
+
+
+def labelled_people(index: CocoIndex) -> int:
+    """How many people of ``index`` OKS AP scores: not a crowd, at least one labelled keypoint."""
+    return sum(1 for ann in index.annotations
+               if not ann.get("iscrowd", 0) and (_keypoints(ann, index.spec.num_keypoints)[1] > 0).any())
 
 
 def load_coco_annotations(path: str | Path, spec: PoseSpec) -> CocoIndex:

@@ -41,7 +41,7 @@ def read_lsp_joints(path: str | Path) -> np.ndarray:
 
     path = Path(path)
     if not path.is_file():
-        raise DataError(path, "joints.mat not found")
+        raise DataError(path, "not found (an LSP / LSPET joints.mat was expected)")
     try:
         mat = loadmat(str(path))
     except Exception as e:  # scipy raises several types for damaged or foreign files
@@ -111,16 +111,20 @@ def _digits(image_dir: Path, count: int) -> int:
 def lsp_samples(root: str | Path, *, ids: set[int] | None = None, exclude: set[int] | None = None,
                 images: str | Path | None = None, check_images: bool = True,
                 min_joints: int = 2) -> list[PersonSample]:
-    """One COCO-17 sample per LSP person of ``root`` (``joints.mat`` + ``images/``).
+    """One COCO-17 sample per LSP person of ``root``: a folder holding ``joints.mat`` and ``images/``,
+    or the joints file itself (any name; ``images/`` beside it).
 
     ``ids`` keeps only these image ids (1-based), ``exclude`` leaves these out. Each sample's
     ``extra`` holds the 14 LSP joints (``lsp_joints``) and ``keypoint_labels`` ('h' human,
     '-' unlabelled per COCO keypoint)."""
-    root = Path(root)
-    joints = read_lsp_joints(root / "joints.mat")
+    mat = Path(root)
+    if not mat.is_file():
+        mat = mat / "joints.mat"
+    root = mat.parent
+    joints = read_lsp_joints(mat)
     image_dir = Path(images) if images else root / "images"
     if check_images and not image_dir.is_dir():
-        raise DataError(image_dir, f"image folder of {root / 'joints.mat'} not found")
+        raise DataError(image_dir, f"image folder of {mat} not found")
     n = joints.shape[0]
     digits = _digits(image_dir, n)
     samples = []
@@ -138,7 +142,7 @@ def lsp_samples(root: str | Path, *, ids: set[int] | None = None, exclude: set[i
             continue
         path = image_dir / lsp_image_name(i, digits)
         if check_images and not path.is_file():
-            raise DataError(path, f"image of person {image_id} (listed in {root / 'joints.mat'}) not found")
+            raise DataError(path, f"image of person {image_id} (listed in {mat}) not found")
         samples.append(PersonSample(
             image_path=path, image_id=image_id, bbox=lsp_box(j), keypoints=kpts, visible=vis, ann_id=image_id,
             extra={"lsp_joints": j, "keypoint_labels": "".join("h" if v > 0 else "-" for v in vis)},
