@@ -114,14 +114,35 @@ def models_cmd() -> None:
 
 
 
-def _split_size(value: str | None) -> tuple[int, int] | None:
-    """``256x192`` (h x w, as the paper writes it) → (w, h)."""
+def _finite(value: float | None, option: str) -> float | None:
+    import math
+
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number", param_hint=option)
+    return value
+
+
+def _check_size(ctx, param, value: str | None) -> str | None:
+    """Option callback: a HEIGHTxWIDTH value is checked as it is parsed, before any other check runs."""
+    _split_size(value, param.opts[0])
+    return value
+
+
+MAX_INPUT_SIDE = 2048  # an input side beyond this is a typo (100000x100000 would allocate 28 GiB per frame)
+
+
+def _split_size(value: str | None, option: str = "--input-size") -> tuple[int, int] | None:
+    """``256x192`` (h x w, as the paper writes it) → (w, h); both sides positive multiples of 32 (the
+    networks' stride) up to ``MAX_INPUT_SIDE``, else a usage error naming ``option``."""
     if value is None:
         return None
     try:
         h, w = (int(v) for v in value.lower().split("x"))
     except ValueError as e:
-        raise click.BadParameter(f"expected HEIGHTxWIDTH such as 256x192, got {value!r}") from e
+        raise click.BadParameter(f"expected HEIGHTxWIDTH such as 256x192, got {value!r}", param_hint=option) from e
+    if not all(0 < v <= MAX_INPUT_SIDE and v % 32 == 0 for v in (h, w)):
+        raise click.BadParameter(f"{value}: each side must be a multiple of 32 from 32 to {MAX_INPUT_SIDE}",
+                                 param_hint=option)
     return (w, h)
 
 
@@ -137,7 +158,7 @@ def _split_size(value: str | None) -> tuple[int, int] | None:
 @click.option("--val-det-file", type=click.Path(dir_okay=False), help="COCO-results person detections for validation.")
 @click.option("--dataset", type=click.Choice(["coco", "crowdpose", "mpii"]), default=None)
 @click.option("--variant", default=None, help="starpose_t | starpose_s | starpose_m | starpose_l")
-@click.option("--input-size", default=None, help="HEIGHTxWIDTH, e.g. 256x192.")
+@click.option("--input-size", default=None, callback=_check_size, help="HEIGHTxWIDTH, e.g. 256x192.")
 @click.option("--epochs", type=int, default=None)
 @click.option("--batch-size", type=int, default=None)
 @click.option("--lr", "base_lr", type=float, default=None, help="Base lr (scaled by batch/512 unless --no-scale-lr).")
@@ -365,14 +386,14 @@ _EVAL_RECIPE = {"coco": "coco_256x192_t", "crowdpose": "crowdpose_256x192_t", "m
 @click.option("--boxes", type=click.Choice(["gt", "det", "ours"]), default="gt", show_default=True,
               help="gt: labelled boxes; det: a detection file (--det-file); ours: the bundled person detector.")
 @click.option("--det-file", type=click.Path(dir_okay=False), help="COCO-results detections (default: the data set's).")
-@click.option("--detector-input", default=None, metavar="HEIGHTxWIDTH",
+@click.option("--detector-input", default=None, callback=_check_size, metavar="HEIGHTxWIDTH",
               help="--boxes ours: the detector's input before it is turned to each photo (default 224x160; "
                    "larger inputs find more small people: 416x416 at about 4.8x the detector's time, "
                    "docs/DETECTOR.md).")
 @click.option("--gt-mat", type=click.Path(dir_okay=False), help="MPII mpii_gt_val.mat (default: the data set's).")
 @click.option("--variant", default="starpose_t", show_default=True)
 @click.option("--weights", default="default", show_default=True, help="default | random | PATH")
-@click.option("--input-size", default=None, help="HEIGHTxWIDTH (default: the data set's).")
+@click.option("--input-size", default=None, callback=_check_size, help="HEIGHTxWIDTH (default: the data set's).")
 @click.option("--flip/--no-flip", default=True, show_default=True, help="Test-time horizontal flip.")
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--results", "results_out", type=click.Path(dir_okay=False), help="Write the keypoint results (COCO format) here.")
@@ -643,7 +664,7 @@ def _export_formats() -> list[str]:
 @click.option("--detector/--no-detector", default=True, show_default=True,
               help="Also export the bundled person detector in the chosen formats that hold it "
                    "(executorch, tflite, coreml; fp32/fp16).")
-@click.option("--detector-input", default=None, metavar="HEIGHTxWIDTH",
+@click.option("--detector-input", default=None, callback=_check_size, metavar="HEIGHTxWIDTH",
               help="The detector artifact's input, e.g. 160x224 for an app whose camera frames are landscape, "
                    "256x192 to find more small people at 1.35x the time (default 224x160: an upright phone "
                    "frame; multiples of 32).")
@@ -703,7 +724,7 @@ def _detector_spec(value: str | None):
     """``--detector-input`` (HEIGHTxWIDTH) → the packaged detector's spec at that input."""
     from .detect.spec import PERSON_DETECTOR_SPEC
 
-    size = _split_size(value)
+    size = _split_size(value, "--detector-input")
     if size is None:
         return PERSON_DETECTOR_SPEC
     try:
@@ -952,10 +973,11 @@ def _check_out_folder(out_dir: str) -> None:
               help="At most this many people per photo / tracked on video (bundled detector).")
 @click.option("--detect-every", type=click.IntRange(min=1), default=5, show_default=True,
               help="Video: run the detector every N frames (and when a track is lost); track ROIs in between.")
-@click.option("--detector-input", default=None, metavar="HEIGHTxWIDTH",
+@click.option("--detector-input", default=None, callback=_check_size, metavar="HEIGHTxWIDTH",
               help="The detector's input before it is turned to each photo (default 224x160; larger inputs find "
                    "more small people: 416x416 at about 4.8x the detector's time, docs/DETECTOR.md).")
-@click.option("--kpt-thr", type=float, default=None, help="Keypoint score to draw (default: the weights' calibrated value).")
+@click.option("--kpt-thr", type=float, default=None, callback=lambda ctx, param, v: _finite(v, "--kpt-thr"),
+              help="Keypoint score to draw (default: the weights' calibrated value).")
 @click.option("--flip/--no-flip", default=False, show_default=True, help="Test-time flip averaging.")
 @click.option("--smooth/--no-smooth", default=True, show_default=True, help="One Euro smoothing on video.")
 @click.option("--skip-bad", is_flag=True,

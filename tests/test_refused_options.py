@@ -26,10 +26,10 @@ from starpose.cli import main
      "--detector-input is for exports with the detector"),
     (["export", "--format", "tflite", "--precision", "int8", "--detector-input", "192x256"],
      "--detector-input is for exports with the detector"),
-    (["export", "--format", "tflite", "--detector-input", "250x192"], "must be positive multiples of 32"),
+    (["export", "--format", "tflite", "--detector-input", "250x192"], "each side must be a multiple of 32"),
     (["export", "--format", "tflite", "--detector-input", "tall"], "expected HEIGHTxWIDTH"),
     (["eval", "--boxes", "gt", "--detector-input", "256x192"], "--detector-input is for --boxes ours"),
-    (["eval", "--boxes", "ours", "--detector-input", "256x190"], "must be positive multiples of 32"),
+    (["eval", "--boxes", "ours", "--detector-input", "256x190"], "each side must be a multiple of 32"),
     (["predict", "--sample", "--no-detector", "--detector-input", "256x192"],
      "--detector-input is for the bundled detector (not with --det or --no-detector)"),
     (["predict", "--sample", "--det", "{ckpt}", "--detector-input", "256x192"],
@@ -44,6 +44,24 @@ def test_ignored_option_is_a_usage_error(tmp_path, args, says):
     assert r.exit_code == 2, r.output  # click's usage-error status, before any work
     assert says in r.output
     assert not out.exists()
+
+
+@pytest.mark.parametrize("args, says", [
+    (["predict", "--sample", "--detector-input", "100000x100000"],
+     "Invalid value for --detector-input: 100000x100000: each side must be a multiple of 32 from 32 to 2048"),
+    (["eval", "--input-size", "3x3"], "Invalid value for --input-size: 3x3: each side must be a multiple of 32"),
+    (["eval", "--dataset", "lsp", "--input-size", "250x192"], "Invalid value for --input-size: 250x192"),
+    (["train", "--input-size", "0x192"], "Invalid value for --input-size: 0x192"),
+    (["predict", "--sample", "--kpt-thr", "nan"], "Invalid value for --kpt-thr: nan is not a finite number"),
+])
+def test_impossible_values_are_usage_errors(tmp_path, args, says):
+    """Values no run could use fail as usage errors naming the option, before any work (no traceback, no
+    28 GiB allocation for a typo)."""
+    r = CliRunner().invoke(main, args + ["--out" if args[0] == "predict" else "--work-dir", str(tmp_path / "o")]
+                           if args[0] in ("predict", "train") else args)
+    assert r.exit_code == 2, r.output
+    assert says in r.output
+    assert not (tmp_path / "o").exists()
 
 
 def test_the_same_options_are_accepted_where_they_apply(tmp_path):
