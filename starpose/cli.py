@@ -362,12 +362,9 @@ def _check_inputs(cfg) -> None:
 
 def _check_val_people(index) -> None:
     """A validation file with no one to score fails before training, not at the first validation."""
-    from .data.coco import labelled_people
-    from .data.errors import DataError
+    from .data.coco import require_labelled_people
 
-    if not labelled_people(index):
-        raise DataError(index.path, "no labelled people in it (not a crowd, at least one keypoint): the validation "
-                                    "would have nothing to score")
+    require_labelled_people(index, "the validation would have nothing to score")
 
 
 _EVAL_RECIPE = {"coco": "coco_256x192_t", "crowdpose": "crowdpose_256x192_t", "mpii": "mpii_256x256_t"}
@@ -496,14 +493,12 @@ def _photo_subset(ann_file: str, image_ids: set[int] | None, spec):
     import tempfile
     from pathlib import Path
 
-    from .data.coco import CocoIndex, labelled_people
+    from .data.coco import CocoIndex, labelled_people, require_labelled_people
     from .data.errors import DataError
 
     index = CocoIndex(ann_file, spec)
     if image_ids is None:
-        if not labelled_people(index):
-            raise DataError(ann_file, "no labelled people in it (not a crowd, at least one keypoint): OKS AP has "
-                                      "nothing to score")
+        require_labelled_people(index, "OKS AP has nothing to score", ann_file)
         yield ann_file
         return
     images = [im for i, im in index.images.items() if i in image_ids]

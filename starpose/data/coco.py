@@ -15,7 +15,7 @@ from .errors import DataError
 from .topdown import PersonSample
 
 __all__ = ["load_json", "load_coco_annotations", "coco_gt_samples", "coco_det_samples", "CocoIndex",
-           "check_file_name", "labelled_people"]
+           "check_file_name", "labelled_people", "require_labelled_people"]
 
 
 def load_json(path: str | Path) -> object:
@@ -134,6 +134,12 @@ def labelled_people(index: CocoIndex) -> int:
     """How many people of ``index`` OKS AP scores: not a crowd, at least one labelled keypoint."""
     return sum(1 for ann in index.annotations
                if not ann.get("iscrowd", 0) and (_keypoints(ann, index.spec.num_keypoints)[1] > 0).any())
+
+
+def require_labelled_people(index: CocoIndex, why: str, path: str | Path | None = None) -> None:
+    """A DataError naming ``path`` (default: the index's file) when ``index`` holds no one to score."""
+    if not labelled_people(index):
+        raise DataError(path or index.path, f"no labelled people in it (not a crowd, at least one keypoint): {why}")
 
 
 def load_coco_annotations(path: str | Path, spec: PoseSpec) -> CocoIndex:

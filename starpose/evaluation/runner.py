@@ -5,8 +5,7 @@ from pathlib import Path
 
 import torch
 
-from ..data.coco import CocoIndex, coco_det_samples, coco_gt_samples, labelled_people
-from ..data.errors import DataError
+from ..data.coco import CocoIndex, coco_det_samples, coco_gt_samples, require_labelled_people
 from ..data.topdown import TopDownDataset
 from ..inference import run_topdown, to_coco_results
 from ..spec import PoseSpec
@@ -39,9 +38,7 @@ def evaluate_coco_style(
     before OKS-NMS); writes the COCO results JSON to ``results_out`` when given (atomically).
     """
     index = CocoIndex(ann_file, spec)
-    if not labelled_people(index):
-        raise DataError(index.path, "no labelled people in it (not a crowd, at least one keypoint): OKS AP has "
-                                    "nothing to score")
+    require_labelled_people(index, "OKS AP has nothing to score")
     if det_file:
         samples = coco_det_samples(det_file, index, image_root, score_thr=det_score_thr)
     else:
