@@ -314,11 +314,15 @@ def _parse_lr_steps(value: str | None):
         raise click.BadParameter(f"expected EPOCH:FACTOR[,EPOCH:FACTOR...], got {value!r}", param_hint="--lr-steps") from e
 
 
+# A validation file with no one to score fails before training, not at the first validation.
+VAL_NEEDS_PEOPLE = "the validation would have nothing to score"
+
+
 def _check_inputs(cfg) -> None:
     """Fail before training starts when an input file is missing, naming the expected path."""
     from pathlib import Path
 
-    from .data.coco import CocoIndex
+    from .data.coco import CocoIndex, require_labelled_people
     from .data.errors import DataError
     from .spec import SPECS
 
@@ -347,7 +351,7 @@ def _check_inputs(cfg) -> None:
     try:
         if cfg.mix or cfg.sources:
             if cfg.val_ann:
-                _check_val_people(CocoIndex(cfg.val_ann, SPECS[cfg.dataset]))
+                require_labelled_people(CocoIndex(cfg.val_ann, SPECS[cfg.dataset]), VAL_NEEDS_PEOPLE)
         elif cfg.dataset == "mpii":
             from .data.mpii import mpii_samples
 
@@ -355,16 +359,9 @@ def _check_inputs(cfg) -> None:
         else:
             CocoIndex(cfg.train_ann, SPECS[cfg.dataset])
             if cfg.val_ann:
-                _check_val_people(CocoIndex(cfg.val_ann, SPECS[cfg.dataset]))
+                require_labelled_people(CocoIndex(cfg.val_ann, SPECS[cfg.dataset]), VAL_NEEDS_PEOPLE)
     except DataError as e:
         raise click.ClickException(str(e)) from e
-
-
-def _check_val_people(index) -> None:
-    """A validation file with no one to score fails before training, not at the first validation."""
-    from .data.coco import require_labelled_people
-
-    require_labelled_people(index, "the validation would have nothing to score")
 
 
 _EVAL_RECIPE = {"coco": "coco_256x192_t", "crowdpose": "crowdpose_256x192_t", "mpii": "mpii_256x256_t"}
@@ -505,8 +502,7 @@ def _photo_subset(ann_file: str, image_ids: set[int] | None, spec):
     if not images:
         raise DataError(ann_file, f"none of the {len(image_ids)} image ids of --ids is in it")
     anns = [a for a in index.annotations if int(a["image_id"]) in image_ids]
-    index.annotations = anns
-    if not labelled_people(index):
+    if not labelled_people(anns, spec.num_keypoints):
         raise DataError(ann_file, f"the {len(images)} photos of --ids hold no labelled people (not a crowd, at least "
                                   "one keypoint): OKS AP has nothing to score")
     with tempfile.TemporaryDirectory() as tmp:

@@ -130,15 +130,14 @@ def _keypoints(ann: dict, k: int) -> tuple[np.ndarray, np.ndarray]:
     return arr[:, :2].copy(), arr[:, 2].copy()
 
 
-def labelled_people(index: CocoIndex) -> int:
-    """How many people of ``index`` OKS AP scores: not a crowd, at least one labelled keypoint."""
-    return sum(1 for ann in index.annotations
-               if not ann.get("iscrowd", 0) and (_keypoints(ann, index.spec.num_keypoints)[1] > 0).any())
+def labelled_people(annotations: list[dict], num_keypoints: int) -> int:
+    """How many of ``annotations`` OKS AP scores: not a crowd, at least one labelled keypoint."""
+    return sum(1 for ann in annotations if not ann.get("iscrowd", 0) and (_keypoints(ann, num_keypoints)[1] > 0).any())
 
 
 def require_labelled_people(index: CocoIndex, why: str, path: str | Path | None = None) -> None:
     """A DataError naming ``path`` (default: the index's file) when ``index`` holds no one to score."""
-    if not labelled_people(index):
+    if not labelled_people(index.annotations, index.spec.num_keypoints):
         raise DataError(path or index.path, f"no labelled people in it (not a crowd, at least one keypoint): {why}")
 
 
