@@ -888,12 +888,26 @@ def verify_cmd(path, weights, coco_json, images, json_out) -> None:
 
 
 
+def _thread_counts(ctx, param, value: str) -> list[int]:
+    """Option callback for ``bench --threads``: comma-separated counts, each at least 1."""
+    try:
+        counts = [int(t) for t in value.split(",") if t.strip()]
+    except ValueError as e:
+        raise click.BadParameter(f"expected comma-separated integers such as 1,2, got {value!r}") from e
+    if not counts or min(counts) < 1:
+        raise click.BadParameter(f"{value}: each thread count must be 1 or more")
+    return counts
+
+
 @main.command("bench")
 @click.argument("artifacts", nargs=-1, type=click.Path(exists=True))
-@click.option("--threads", default="1", show_default=True, help="Thread counts, comma-separated, e.g. 1,2,4.")
-@click.option("--runs", type=int, default=50, show_default=True, help="Timed runs per target and thread count.")
-@click.option("--rounds", type=int, default=5, show_default=True, help="Interleaved rounds the runs are split into.")
-@click.option("--warmup", type=int, default=5, show_default=True, help="Untimed runs after loading.")
+@click.option("--threads", "counts", default="1", show_default=True, callback=_thread_counts,
+              help="Thread counts, comma-separated, e.g. 1,2,4.")
+@click.option("--runs", type=click.IntRange(min=1), default=50, show_default=True,
+              help="Timed runs per target and thread count.")
+@click.option("--rounds", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Interleaved rounds the runs are split into (at most --runs).")
+@click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True, help="Untimed runs after loading.")
 @click.option("--eager/--no-eager", default=None,
               help="Also time the eager PyTorch bundle of --variant (default: on when no ARTIFACTS are given).")
 @click.option("--variant", default="starpose_t", show_default=True, help="Variant of the eager target.")
@@ -901,7 +915,7 @@ def verify_cmd(path, weights, coco_json, images, json_out) -> None:
 @click.option("--baseline", default=None, help="Target name the ratios are taken against (default: the first).")
 @click.option("--affinity", is_flag=True, help="Also pin each benchmark process to the first N cores (Linux).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Write the results as JSON.")
-def bench_cmd(artifacts, threads, runs, rounds, warmup, eager, variant, weights, baseline, affinity, json_out) -> None:
+def bench_cmd(artifacts, counts, runs, rounds, warmup, eager, variant, weights, baseline, affinity, json_out) -> None:
     """Latency of ARTIFACTS (files or export directories) in their runtimes, one process per
     artifact and thread count, interleaved rounds: median, p10/p90, ratio to a baseline, size,
     peak memory, load and export time. Without ARTIFACTS: the eager model of --variant.
@@ -914,10 +928,6 @@ def bench_cmd(artifacts, threads, runs, rounds, warmup, eager, variant, weights,
 
     from mobile_export.bench import collect_targets, eager_target, run_bench
 
-    try:
-        counts = [int(t) for t in threads.split(",") if t.strip()]
-    except ValueError as e:
-        raise click.BadParameter(f"expected comma-separated integers such as 1,2, got {threads!r}") from e
     try:
         targets = collect_targets(artifacts)
         if eager or (eager is None and not artifacts):

@@ -86,7 +86,7 @@ def test_bench_cli_writes_json_for_each_thread_count(export_dir, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--threads", "one"], "comma-separated integers"),
-    (["--threads", "0"], "thread counts must be >= 1"),
+    (["--threads", "0"], "each thread count must be 1 or more"),
     (["--baseline", "nope"], "baseline 'nope' is not one of the targets"),
 ])
 def test_bench_cli_bad_options(export_dir, args, message):

@@ -53,6 +53,11 @@ def test_ignored_option_is_a_usage_error(tmp_path, args, says):
     (["eval", "--dataset", "lsp", "--input-size", "250x192"], "Invalid value for --input-size: 250x192"),
     (["train", "--input-size", "0x192"], "Invalid value for --input-size: 0x192"),
     (["predict", "--sample", "--kpt-thr", "nan"], "Invalid value for --kpt-thr: nan is not a finite number"),
+    (["bench", "--runs", "0"], "Invalid value for '--runs': 0 is not in the range x>=1"),
+    (["bench", "--rounds", "0"], "Invalid value for '--rounds': 0 is not in the range x>=1"),
+    (["bench", "--warmup", "-1"], "Invalid value for '--warmup': -1 is not in the range x>=0"),
+    (["bench", "--threads", "1,0"], "Invalid value for '--threads': 1,0: each thread count must be 1 or more"),
+    (["bench", "--threads", "two"], "Invalid value for '--threads': expected comma-separated integers"),
 ])
 def test_impossible_values_are_usage_errors(tmp_path, args, says):
     """Values no run could use fail as usage errors naming the option, before any work (no traceback, no
