@@ -122,6 +122,18 @@ def _finite(value: float | None, option: str) -> float | None:
     return value
 
 
+def _finite_option(ctx, param, value: float | None) -> float | None:
+    """Option callback: a finite number (click's FloatRange lets nan and inf through)."""
+    return _finite(value, param.opts[0])
+
+
+def _positive(ctx, param, value: float | None) -> float | None:
+    """Option callback: a finite number above 0 (a learning rate)."""
+    if value is not None and not value > 0:
+        raise click.BadParameter(f"{value} is not above 0", param_hint=param.opts[0])
+    return _finite(value, param.opts[0])
+
+
 def _check_size(ctx, param, value: str | None) -> str | None:
     """Option callback: a HEIGHTxWIDTH value is checked as it is parsed, before any other check runs."""
     _split_size(value, param.opts[0])
@@ -159,16 +171,17 @@ def _split_size(value: str | None, option: str = "--input-size") -> tuple[int, i
 @click.option("--dataset", type=click.Choice(["coco", "crowdpose", "mpii"]), default=None)
 @click.option("--variant", default=None, help="starpose_t | starpose_s | starpose_m | starpose_l")
 @click.option("--input-size", default=None, callback=_check_size, help="HEIGHTxWIDTH, e.g. 256x192.")
-@click.option("--epochs", type=int, default=None)
-@click.option("--batch-size", type=int, default=None)
-@click.option("--lr", "base_lr", type=float, default=None, help="Base lr (scaled by batch/512 unless --no-scale-lr).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None)
+@click.option("--batch-size", type=click.IntRange(min=1), default=None)
+@click.option("--lr", "base_lr", type=float, default=None, callback=_positive,
+              help="Base lr (scaled by batch/512 unless --no-scale-lr).")
 @click.option("--no-scale-lr", is_flag=True, help="Use --lr as is instead of scaling it by total batch / 512.")
-@click.option("--warmup-iters", type=int, default=None)
+@click.option("--warmup-iters", type=click.IntRange(min=0), default=None)
 @click.option("--lr-steps", default=None, help="EPOCH:FACTOR,... e.g. 220:0.1,250:0.5 (the recipe's); 'none' for constant.")
-@click.option("--val-interval", type=int, default=None)
-@click.option("--workers", "num_workers", type=int, default=None)
+@click.option("--val-interval", type=click.IntRange(min=0), default=None, help="Validate every N epochs (0: never).")
+@click.option("--workers", "num_workers", type=click.IntRange(min=0), default=None)
 @click.option("--seed", type=int, default=None)
-@click.option("--weight-decay", type=float, default=None, help="AdamW decoupled weight decay (recipes: 0).")
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=None, callback=_finite_option, help="AdamW decoupled weight decay (recipes: 0).")
 @click.option("--no-aug", is_flag=True, help="Disable augmentation (flip, half-body, bbox jitter).")
 @click.option("--photometric", is_flag=True,
               help="Add HSV jitter, blur and coarse-dropout occlusion (RTMPose stage 1; not in the release recipe).")
@@ -197,7 +210,8 @@ def _split_size(value: str | None, option: str = "--input-size") -> tuple[int, i
                    "people's arms and legs each take the better of the labelled and the swapped "
                    "assignment in the loss; repeatable (a mix file can say \"swap_tolerant\": true).")
 @click.option("--epoch-size", type=click.IntRange(min=1), default=None, help="People drawn per epoch of a mix.")
-@click.option("--ema", "ema_decay", type=float, default=None, help="EMA decay of the weights (e.g. 0.9995; 0 = off).")
+@click.option("--ema", "ema_decay", type=click.FloatRange(0, 1, max_open=True), default=None, callback=_finite_option,
+              help="EMA decay of the weights (e.g. 0.9995; 0 = off).")
 @click.option("--lr-schedule", type=click.Choice(["step", "cosine"]), default=None,
               help="step: --lr-steps; cosine: from --lr to 1%% of it at the last epoch.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="PyTorch intra-op threads.")
@@ -389,7 +403,7 @@ _EVAL_RECIPE = {"coco": "coco_256x192_t", "crowdpose": "crowdpose_256x192_t", "m
 @click.option("--weights", default="default", show_default=True, help="default | random | PATH")
 @click.option("--input-size", default=None, callback=_check_size, help="HEIGHTxWIDTH (default: the data set's).")
 @click.option("--flip/--no-flip", default=True, show_default=True, help="Test-time horizontal flip.")
-@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--results", "results_out", type=click.Path(dir_okay=False), help="Write the keypoint results (COCO format) here.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the metric table as JSON here.")
 def eval_cmd(dataset, data_root, ids, ann_file, img_dir, boxes, det_file, detector_input, gt_mat, variant, weights,
@@ -799,10 +813,10 @@ def _export_int8(fmt, variant, weights, seed, out_dir, affine, raw, scheme_name,
 @click.option("--val-data", type=click.Path(exists=True), default=None, help="Validation people for the report (default: --data).")
 @click.option("--val-images", type=click.Path(file_okay=False, exists=True), default=None,
               help="Images folder of --val-data (default: next to it).")
-@click.option("--epochs", type=int, default=10, show_default=True)
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--lr", type=float, default=1e-4, show_default=True)
-@click.option("--max-steps", type=int, default=None, help="Stop after this many optimizer steps (smoke runs).")
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--lr", type=float, default=1e-4, show_default=True, callback=_positive)
+@click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this many optimizer steps (smoke runs).")
 @click.option("--no-augment", is_flag=True, help="Train on plain crops (no flip / half body / box jitter).")
 @click.option("--targets", type=click.Choice(["labels", "fp32"]), default="labels", show_default=True,
               help="Train toward the data set's keypoints, or toward the float model's own SimCC outputs "

@@ -53,6 +53,18 @@ def test_ignored_option_is_a_usage_error(tmp_path, args, says):
     (["eval", "--dataset", "lsp", "--input-size", "250x192"], "Invalid value for --input-size: 250x192"),
     (["train", "--input-size", "0x192"], "Invalid value for --input-size: 0x192"),
     (["predict", "--sample", "--kpt-thr", "nan"], "Invalid value for --kpt-thr: nan is not a finite number"),
+    (["train", "--epochs", "0"], "Invalid value for '--epochs': 0 is not in the range x>=1"),
+    (["train", "--batch-size", "0"], "Invalid value for '--batch-size': 0 is not in the range x>=1"),
+    (["train", "--lr", "-1"], "Invalid value for --lr: -1.0 is not above 0"),
+    (["train", "--lr", "inf"], "Invalid value for --lr: inf is not a finite number"),
+    (["train", "--ema", "1"], "Invalid value for '--ema': 1.0 is not in the range 0<=x<1"),
+    (["train", "--ema", "nan"], "Invalid value for --ema: nan is not a finite number"),
+    (["train", "--weight-decay", "-0.1"], "Invalid value for '--weight-decay'"),
+    (["train", "--workers", "-1"], "Invalid value for '--workers'"),
+    (["eval", "--batch-size", "0"], "Invalid value for '--batch-size': 0 is not in the range x>=1"),
+    (["qat", "--data", "{data}", "--max-steps", "0"], "Invalid value for '--max-steps': 0 is not in the range x>=1"),
+    (["qat", "--data", "{data}", "--epochs", "0"], "Invalid value for '--epochs': 0 is not in the range x>=1"),
+    (["qat", "--data", "{data}", "--lr", "nan"], "Invalid value for --lr: nan is not"),
     (["bench", "--runs", "0"], "Invalid value for '--runs': 0 is not in the range x>=1"),
     (["bench", "--rounds", "0"], "Invalid value for '--rounds': 0 is not in the range x>=1"),
     (["bench", "--warmup", "-1"], "Invalid value for '--warmup': -1 is not in the range x>=0"),
@@ -62,8 +74,11 @@ def test_ignored_option_is_a_usage_error(tmp_path, args, says):
 def test_impossible_values_are_usage_errors(tmp_path, args, says):
     """Values no run could use fail as usage errors naming the option, before any work (no traceback, no
     28 GiB allocation for a typo)."""
-    r = CliRunner().invoke(main, args + ["--out" if args[0] == "predict" else "--work-dir", str(tmp_path / "o")]
-                           if args[0] in ("predict", "train") else args)
+    data = tmp_path / "people.json"
+    data.write_text("{}")
+    args = [a.replace("{data}", str(data)) for a in args]
+    out_option = {"predict": "--out", "qat": "--out", "train": "--work-dir"}.get(args[0])
+    r = CliRunner().invoke(main, args + [out_option, str(tmp_path / "o")] if out_option else args)
     assert r.exit_code == 2, r.output
     assert says in r.output
     assert not (tmp_path / "o").exists()
