@@ -451,8 +451,12 @@ class BenchReport:
                 f"{s['median_ms']:8.2f} {s['p10_ms']:8.2f} {s['p90_ms']:8.2f} {ratio} {size} {peak} "
                 f"{r.load_seconds:6.2f} {exp} {macs}"
             )
+        base_name = self.baseline or (self.rows[0].target.name if self.rows else "the first target")
+        failed = sorted({r.threads for r in self.rows if r.target.name == base_name and r.status != "ok"})
+        no_ratio = (f" (none at {','.join(map(str, failed))} thread(s): {base_name} did not run there)"
+                    if failed else "")
         lines.append(f"ms per inference (uint8 crop in, keypoints out); ratio = median / median of "
-                     f"{self.baseline or 'the first target'} at the same thread count; {self.runs} timed runs in "
+                     f"{base_name} at the same thread count{no_ratio}; {self.runs} timed runs in "
                      f"{self.rounds} interleaved rounds after {self.warmup} warm-up runs; {self.machine.get('cpu_model')}")
         return "\n".join(lines)
 

@@ -113,3 +113,16 @@ def test_bench_format_modules_are_the_exporters_formats():
     assert set(FORMAT_MODULES) == set(FORMATS)
     for name in FORMAT_MODULES:
         assert FORMATS[name].open_runner.__module__ == f"mobile_export.{name}"
+
+
+def test_bench_says_why_there_are_no_ratios_when_the_baseline_did_not_run(tmp_path):
+    bad = tmp_path / "broken.tflite"
+    bad.write_bytes(b"not a flatbuffer")
+    targets = collect_targets([bad])
+    targets.append(eager_target("starpose_t", "random"))
+    report = run_bench(targets, threads=[1], runs=1, rounds=1, warmup=0)
+    rows = {r.target.name: r for r in report.rows}
+    assert rows["broken.tflite"].status != "ok" and rows["starpose_t eager"].status == "ok"
+    assert rows["starpose_t eager"].ratio is None
+    assert "ratio = median / median of broken.tflite at the same thread count (none at 1 thread(s): broken.tflite " \
+           "did not run there)" in report.render()
