@@ -180,7 +180,7 @@ def _split_size(value: str | None, option: str = "--input-size") -> tuple[int, i
 @click.option("--lr-steps", default=None, help="EPOCH:FACTOR,... e.g. 220:0.1,250:0.5 (the recipe's); 'none' for constant.")
 @click.option("--val-interval", type=click.IntRange(min=0), default=None, help="Validate every N epochs (0: never).")
 @click.option("--workers", "num_workers", type=click.IntRange(min=0), default=None)
-@click.option("--seed", type=int, default=None)
+@click.option("--seed", type=click.IntRange(min=0), default=None)
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=None, callback=_finite_option, help="AdamW decoupled weight decay (recipes: 0).")
 @click.option("--no-aug", is_flag=True, help="Disable augmentation (flip, half-body, bbox jitter).")
 @click.option("--photometric", is_flag=True,
@@ -646,7 +646,7 @@ def _export_formats() -> list[str]:
 @click.option("--variant", default="starpose_t", show_default=True)
 @click.option("--weights", default="default", show_default=True,
               help="default (packaged) | random (seeded init, latency work) | PATH (.pth / .safetensors)")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --weights random.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of --weights random.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="out/models", show_default=True)
 @click.option("--affine", is_flag=True, help="Add the crop→image matrix input: keypoints in image pixels.")
 @click.option("--raw-outputs", is_flag=True, help="Also output the SimCC vectors (debugging / parity).")
@@ -806,7 +806,7 @@ def _export_int8(fmt, variant, weights, seed, out_dir, affine, raw, scheme_name,
 @main.command("qat")
 @click.option("--variant", default="starpose_t", show_default=True)
 @click.option("--weights", default="default", show_default=True, help="Float weights to start from: default | random | PATH")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --weights random and of the data order.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of --weights random and of the data order.")
 @click.option("--data", "data", type=click.Path(exists=True), required=True,
               help="Training people: a COCO keypoints json (images next to it) or a folder holding one.")
 @click.option("--images", type=click.Path(file_okay=False, exists=True), default=None, help="Images folder of --data.")

@@ -61,6 +61,7 @@ def test_ignored_option_is_a_usage_error(tmp_path, args, says):
     (["train", "--ema", "nan"], "Invalid value for --ema: nan is not a finite number"),
     (["train", "--weight-decay", "-0.1"], "Invalid value for '--weight-decay'"),
     (["train", "--workers", "-1"], "Invalid value for '--workers'"),
+    (["train", "--seed", "-5"], "Invalid value for '--seed': -5 is not in the range x>=0"),
     (["eval", "--batch-size", "0"], "Invalid value for '--batch-size': 0 is not in the range x>=1"),
     (["qat", "--data", "{data}", "--max-steps", "0"], "Invalid value for '--max-steps': 0 is not in the range x>=1"),
     (["qat", "--data", "{data}", "--epochs", "0"], "Invalid value for '--epochs': 0 is not in the range x>=1"),
