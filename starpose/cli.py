@@ -134,10 +134,10 @@ def _positive(ctx, param, value: float | None) -> float | None:
     return _finite(value, param.opts[0])
 
 
-def _check_size(ctx, param, value: str | None) -> str | None:
-    """Option callback: a HEIGHTxWIDTH value is checked as it is parsed, before any other check runs."""
-    _split_size(value, param.opts[0])
-    return value
+def _check_size(ctx, param, value: str | None) -> tuple[int, int] | None:
+    """Option callback: a HEIGHTxWIDTH value is checked as it is parsed, before any other check runs, and
+    reaches the command as (width, height)."""
+    return _split_size(value, param.opts[0])
 
 
 MAX_INPUT_SIDE = 2048  # an input side beyond this is a typo (100000x100000 would allocate 28 GiB per frame)
@@ -284,7 +284,7 @@ def train_cmd(config_name, list_configs, data_root, ann_file, img_dir, val_ann_f
     )
     cfg = cfg.override(
         train_ann=ann_file, train_images=img_dir, val_ann=val_ann_file, val_images=val_img_dir,
-        val_det=val_det_file, dataset=dataset, variant=variant, input_size=_split_size(input_size), epochs=epochs,
+        val_det=val_det_file, dataset=dataset, variant=variant, input_size=input_size, epochs=epochs,
         batch_size=batch_size, base_lr=base_lr, warmup_iters=warmup_iters, val_interval=val_interval,
         num_workers=num_workers, seed=seed, init_weights=init_weights, weight_decay=weight_decay,
         photometric=True if photometric else None, det_box_prob=det_box_prob, truncate_prob=truncate_prob,
@@ -449,7 +449,7 @@ def eval_cmd(dataset, data_root, ids, ann_file, img_dir, boxes, det_file, detect
     img_dir = img_dir or recipe.val_images
     _check_paths(("annotations", ann_file, "file"), ("images", img_dir, "dir"),
                  ("detections", (det_file or recipe.val_det) if boxes == "det" and dataset != "mpii" else None, "file"))
-    size = _split_size(input_size) or recipe.input_size
+    size = input_size or recipe.input_size
     spec = SPECS[dataset].with_input_size(*size)
     try:
         model = load_model(variant, weights, spec=spec)
@@ -575,7 +575,7 @@ def _eval_lsp(data_root, ann_file, img_dir, ids, variant, weights, input_size, f
 
     spec = SPECS["coco"]
     if input_size:
-        spec = spec.with_input_size(*_split_size(input_size))
+        spec = spec.with_input_size(*input_size)
     try:
         samples = lsp_samples(joints, ids=keep, images=images)
     except DataError as e:
@@ -725,11 +725,10 @@ def export_cmd(fmt, precision, variant, weights, seed, out_dir, affine, raw_outp
         raise click.ClickException(str(e)) from e
 
 
-def _detector_spec(value: str | None):
-    """``--detector-input`` (HEIGHTxWIDTH) → the packaged detector's spec at that input."""
+def _detector_spec(size: tuple[int, int] | None):
+    """``--detector-input`` ((width, height), parsed by ``_check_size``) → the packaged detector's spec at that input."""
     from .detect.spec import PERSON_DETECTOR_SPEC
 
-    size = _split_size(value, "--detector-input")
     if size is None:
         return PERSON_DETECTOR_SPEC
     try:

@@ -85,6 +85,18 @@ def test_foreign_checkpoint_and_shape_mismatch(tmp_path):
         load_mmpose_checkpoint(state, "t")
 
 
+def test_weights_of_another_input_size_say_which_size():
+    """Only the SimCC head's sizes follow the input size: the error says the checkpoint's size."""
+    state = create_model("starpose_t").state_dict()  # 256x192 (h x w)
+    with pytest.raises(CheckpointError, match=r"trained at a 256x192 input \(height x width\), the model was built "
+                                              r"for 128x96; build it at 256x192"):
+        load_mmpose_checkpoint(state, "t", input_size=(96, 128))
+    state["head.final_layer.weight"] = torch.zeros(14, *state["head.final_layer.weight"].shape[1:])
+    with pytest.raises(CheckpointError) as e:  # another keypoint count: no input-size hint
+        load_mmpose_checkpoint(state, "t")
+    assert "trained at" not in str(e.value)
+
+
 def test_unreadable_files(tmp_path):
     bad = tmp_path / "broken.pth"
     bad.write_bytes(b"not a checkpoint")

@@ -116,6 +116,23 @@ def _describe(keys: list[str], limit: int = 12) -> str:
     return shown + (f", … ({len(keys) - limit} more)" if len(keys) > limit else "")
 
 
+def _input_size_hint(model: nn.Module, state: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor]) -> str | None:
+    """When only the SimCC head's sizes differ, the checkpoint was trained at another input size: say which."""
+    spec = getattr(model, "spec", None)
+    ratio = getattr(spec, "simcc_split_ratio", None)
+    keys = ("head.mlp_head_x.weight", "head.mlp_head_y.weight")
+    differing = {k for k in set(own) & set(state) if tuple(state[k].shape) != tuple(own[k].shape)}
+    if not ratio or not differing or not all(k.startswith("head.") for k in differing) or not all(k in state for k in keys):
+        return None
+    w, h = (int(round(state[k].shape[0] / ratio)) for k in keys)
+    mw, mh = (int(round(own[k].shape[0] / ratio)) for k in keys)
+    if (w, h) == (mw, mh):  # another head (e.g. another keypoint count), not another input size
+        return None
+    return (f"only the head differs: the checkpoint was trained at a {h}x{w} input (height x width), the model "
+            f"was built for {mh}x{mw}; build it at {h}x{w} (the command line's --input-size {h}x{w}, or leave "
+            "--input-size out)")
+
+
 def load_into(model: nn.Module, source: str | os.PathLike | Mapping[str, Any]) -> nn.Module:
     """Strictly load a checkpoint into ``model``; a foreign checkpoint gets a clear error."""
     where = "<state dict>" if isinstance(source, Mapping) else str(source)
@@ -137,6 +154,9 @@ def load_into(model: nn.Module, source: str | os.PathLike | Mapping[str, Any]) -
             parts.append(f"{len(unexpected)} unexpected keys: {_describe(unexpected)}")
         if shapes:
             parts.append(f"{len(shapes)} shape mismatches: {_describe(shapes, 6)}")
+            hint = _input_size_hint(model, state, own) if not (missing or unexpected) else None
+            if hint:
+                parts.append(hint)
         raise CheckpointError("\n  ".join(parts), missing, unexpected)
     model.load_state_dict(state, strict=True)
     return model
