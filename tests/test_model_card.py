@@ -83,3 +83,15 @@ def test_readme_default_weights_paragraph(meta, summary):
     for source, metric, fmt in (("stock17", "AP", "{:.2f}"), ("coco", "AP", "{:.2f}"),
                                 ("lspet", "PCK@0.2", "{:.1f}"), ("fixture", "AP", "{:.2f}")):
         assert fmt.format(v[source][metric]) in text, f"{README.name}: {source} {metric} should read {fmt.format(v[source][metric])}"
+
+
+def test_quantization_gates_table_ends_with_the_packaged_file(meta):
+    """docs/QUANTIZATION.md keeps one row of int8 gate numbers per packaged file: the newest is this one."""
+    doc = ROOT / "docs" / "QUANTIZATION.md"
+    rows = [line for line in doc.read_text(encoding="utf-8").splitlines()
+            if re.match(r"\| \d+ \| 2026-\d\d-\d\d \|", line)]
+    assert rows, f"{doc.name}: the table of int8 gates per packaged file is missing"
+    epochs = int(rows[-1].split("|")[1])
+    assert epochs == int(meta["epochs"]), (
+        f"{doc.name}: the int8 gates table ends with the {epochs}-epoch weights; the packaged file has "
+        f"{meta['epochs']} epochs (run `pytest -m slow tests/test_quant_accuracy.py` and add its row)")
