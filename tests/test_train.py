@@ -67,6 +67,22 @@ def test_resume_continues_exactly(tmp_path):
     assert [h["loss"] for h in straight.history] == pytest.approx([h["loss"] for h in resumed.history], rel=1e-5)
 
 
+def test_resume_with_other_model_options_names_them(tmp_path):
+    """A --resume whose checkpoint holds another model (here another input size) says which option differs."""
+    small = fixture_cfg(epochs=1, batch_size=4).override(input_size=(64, 96))  # (w, h)
+    train(small, tmp_path / "run", progress=False, log=lambda s: None)
+    with pytest.raises(ValueError, match=r"last.pt: it holds another model than these options build \(input_size "
+                                         r"96x64 \(this run: 256x192\)\); resume with the options the run started"):
+        train(fixture_cfg(epochs=2, batch_size=4), tmp_path / "run", resume=True, progress=False, log=lambda s: None)
+
+
+def test_a_checkpoint_that_is_not_one_is_named(tmp_path):
+    bad = tmp_path / "last.pt"
+    bad.write_bytes(b"junk")
+    with pytest.raises(ValueError, match=r"last.pt: not a readable training checkpoint \(torch.save writes a zip"):
+        load_checkpoint(bad)
+
+
 def test_augmentation_reaches_dataloader_workers_every_epoch(tmp_path):
     """Augmentation is a function of (seed, epoch, index) only: training with a worker process
     gives the same weights as training in the main process. (Persistent workers once kept the

@@ -1,6 +1,7 @@
 """Atomic training checkpoints, readable with ``torch.load(weights_only=True)``."""
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,13 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path}: not a readable training checkpoint (torch.save writes a zip archive; this file "
+                         "is not one: truncated, or another kind of file)")
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ValueError(f"{path}: not a readable training checkpoint ({e})") from e
+        raise ValueError(f"{path}: not a readable training checkpoint ({type(e).__name__}: {e})") from e
     if not isinstance(state, dict) or "model" not in state or "epoch" not in state:
         raise ValueError(f"{path}: not a starpose training checkpoint (no 'model'/'epoch' entries)")
     return state

@@ -189,6 +189,24 @@ def _augment_config(cfg: TrainConfig) -> AugmentConfig:
                                distractor_prob=cfg.distractor_prob)
 
 
+def _resume_mismatch(last: Path, config_file: Path, cfg: TrainConfig, error: RuntimeError) -> str:
+    """The error for a ``--resume`` whose checkpoint holds another model than the options build: which of the
+    model-shaping options differ from the run's ``config.json``, else the first line torch gave."""
+    shaping = ("variant", "input_size", "num_keypoints")
+    differing = []
+    try:
+        saved = json.loads(config_file.read_text())
+        now = cfg.to_dict()
+        shown = {"input_size": lambda v: f"{v[1]}x{v[0]}" if isinstance(v, list) and len(v) == 2 else v}
+        differing = [f"{k} {shown.get(k, str)(saved[k])} (this run: {shown.get(k, str)(now.get(k))})"
+                     for k in shaping if k in saved and saved[k] != now.get(k)]
+    except (OSError, ValueError):
+        pass
+    detail = "; ".join(differing) if differing else str(error).strip().splitlines()[-1].strip()
+    return (f"{last}: it holds another model than these options build ({detail}); resume with the options the run "
+            f"started with (they are in {config_file})")
+
+
 def train(
     cfg: TrainConfig,
     work_dir: str | Path,
@@ -299,7 +317,10 @@ def train(
         if not last.is_file():
             raise FileNotFoundError(f"--resume: no checkpoint at {last}")
         state = load_checkpoint(last)
-        model.load_state_dict(state["model"])
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as e:
+            raise ValueError(_resume_mismatch(last, work_dir / "config.json", cfg, e)) from e
         optimizer.load_state_dict(state["optimizer"])
         if "scaler" in state and scaler.is_enabled():
             scaler.load_state_dict(state["scaler"])
