@@ -328,10 +328,7 @@ class _Fp32Targets:
 
 
 def _read_checkpoint(path: Path) -> dict[str, Any]:
-    try:
-        state = load_checkpoint(path)
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from e
+    state = load_checkpoint(path)  # its errors name the path
     if state.get("kind") != CHECKPOINT_KIND:
         raise ValueError(f"{path}: not a StarPose QAT checkpoint (kind {state.get('kind')!r}; "
                          f"expected '{CHECKPOINT_KIND}', written by `starpose-mobile qat`)")

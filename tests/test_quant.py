@@ -403,3 +403,13 @@ def test_qat_toward_the_fp32_model(tmp_path, monkeypatch):
         with pytest.raises(ValueError, match="different choice of int8 ops"):
             train_qat(deploy, src, tmp_path, QATConfig(epochs=2, batch_size=6, max_steps=3, targets="fp32"),
                       resume=True, progress=False, log=lambda m: None)
+
+
+def test_unreadable_qat_checkpoint_names_its_path_once(tmp_path):
+    from quantization.qat import _read_checkpoint
+
+    bad = tmp_path / "qat_last.pt"
+    bad.write_bytes(b"junk")
+    with pytest.raises(ValueError) as e:
+        _read_checkpoint(bad)
+    assert str(e.value).count("qat_last.pt") == 1 and "not a readable training checkpoint" in str(e.value)
