@@ -31,7 +31,7 @@ def resolve_model(
     ``.pth`` or a ``.safetensors`` state dict.
     """
     from starpose import create_model
-    from starpose.models.checkpoint import CheckpointError, load_into
+    from starpose.models.checkpoint import CheckpointError, head_input_size, load_into
     from starpose.models.weights import available_pretrained, file_sha256, weights_path
 
     overrides: dict[str, Any] = {} if spec is None else {"spec": spec}
@@ -55,6 +55,10 @@ def resolve_model(
         path = Path(weights)
         if not path.is_file():
             raise WeightsError(f"{path}: weights file not found (expected a path, 'default' or 'random')")
+        if spec is None:
+            size = head_input_size(path)
+            if size:  # weights trained at another input size export at it
+                overrides["input_size"] = size
         model = create_model(variant, **overrides)
         try:
             load_into(model, path)

@@ -449,7 +449,7 @@ def eval_cmd(dataset, data_root, ids, ann_file, img_dir, boxes, det_file, detect
     img_dir = img_dir or recipe.val_images
     _check_paths(("annotations", ann_file, "file"), ("images", img_dir, "dir"),
                  ("detections", (det_file or recipe.val_det) if boxes == "det" and dataset != "mpii" else None, "file"))
-    size = input_size or recipe.input_size
+    size = input_size or _weights_input_size(weights) or recipe.input_size
     spec = SPECS[dataset].with_input_size(*size)
     try:
         model = load_model(variant, weights, spec=spec)
@@ -493,6 +493,14 @@ def eval_cmd(dataset, data_root, ids, ann_file, img_dir, boxes, det_file, detect
             table["per_keypoint"] = per_keypoint
         write_results(table, json_out)
         click.echo(f"metrics: {json_out}")
+
+
+def _weights_input_size(weights: str) -> tuple[int, int] | None:
+    """The input size a weights file's head was built for (None for default / random): eval runs it there unless
+    --input-size says otherwise."""
+    from .models.checkpoint import head_input_size
+
+    return None if weights in ("default", "random") else head_input_size(weights)
 
 
 @contextlib.contextmanager
@@ -574,8 +582,9 @@ def _eval_lsp(data_root, ann_file, img_dir, ids, variant, weights, input_size, f
     from .spec import SPECS
 
     spec = SPECS["coco"]
-    if input_size:
-        spec = spec.with_input_size(*input_size)
+    size = input_size or _weights_input_size(weights)
+    if size:
+        spec = spec.with_input_size(*size)
     try:
         samples = lsp_samples(joints, ids=keep, images=images)
     except DataError as e:

@@ -89,12 +89,31 @@ def test_weights_of_another_input_size_say_which_size():
     """Only the SimCC head's sizes follow the input size: the error says the checkpoint's size."""
     state = create_model("starpose_t").state_dict()  # 256x192 (h x w)
     with pytest.raises(CheckpointError, match=r"trained at a 256x192 input \(height x width\), the model was built "
-                                              r"for 128x96; build it at 256x192"):
+                                              r"for 128x96; build it at 256x192 \(eval / train: --input-size 256x192\)"):
         load_mmpose_checkpoint(state, "t", input_size=(96, 128))
     state["head.final_layer.weight"] = torch.zeros(14, *state["head.final_layer.weight"].shape[1:])
     with pytest.raises(CheckpointError) as e:  # another keypoint count: no input-size hint
         load_mmpose_checkpoint(state, "t")
     assert "trained at" not in str(e.value)
+
+
+def test_weights_files_run_at_the_input_size_they_were_trained_at(tmp_path):
+    """predict / export / eval (without --input-size) build the model at the size the file's SimCC head was
+    built for, read from the head's shapes."""
+    from mobile_export.source import resolve_model
+    from starpose.models.checkpoint import head_input_size
+    from starpose.models.weights import load_model
+
+    small = create_model("starpose_t", input_size=(96, 128))  # (w, h)
+    path = tmp_path / "small.safetensors"
+    save_file({k: v.contiguous() for k, v in small.state_dict().items()}, str(path))
+    assert head_input_size(path) == (96, 128)
+    assert tuple(load_model("starpose_t", str(path)).spec.input_size) == (96, 128)
+    model, _ = resolve_model("starpose_t", str(path))
+    assert tuple(model.spec.input_size) == (96, 128)
+    assert tuple(load_model("starpose_t", "random").spec.input_size) == (192, 256)
+    (tmp_path / "junk.safetensors").write_bytes(b"junk")
+    assert head_input_size(tmp_path / "junk.safetensors") is None  # loading it reports why
 
 
 def test_unreadable_files(tmp_path):

@@ -116,11 +116,29 @@ def _describe(keys: list[str], limit: int = 12) -> str:
     return shown + (f", … ({len(keys) - limit} more)" if len(keys) > limit else "")
 
 
+_HEAD_KEYS = ("head.mlp_head_x.weight", "head.mlp_head_y.weight")
+
+
+def head_input_size(source: str | os.PathLike, split_ratio: float = 2.0) -> tuple[int, int] | None:
+    """The (width, height) input a checkpoint's SimCC head was built for (its x / y classifiers are
+    ``input side * split_ratio`` bins long), or None when the file holds no such head or cannot be read (loading
+    it reports why). Commands without an input-size option build the model at this size, so that weights
+    trained at 384x288 or 128x96 run as they were trained."""
+    try:
+        state = map_release_keys(read_state_dict(source))
+    except CheckpointError:
+        return None
+    if not all(k in state and state[k].ndim == 2 for k in _HEAD_KEYS):
+        return None
+    w, h = (int(round(state[k].shape[0] / split_ratio)) for k in _HEAD_KEYS)
+    return (w, h) if w > 0 and h > 0 else None
+
+
 def _input_size_hint(model: nn.Module, state: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor]) -> str | None:
     """When only the SimCC head's sizes differ, the checkpoint was trained at another input size: say which."""
     spec = getattr(model, "spec", None)
     ratio = getattr(spec, "simcc_split_ratio", None)
-    keys = ("head.mlp_head_x.weight", "head.mlp_head_y.weight")
+    keys = _HEAD_KEYS
     differing = {k for k in set(own) & set(state) if tuple(state[k].shape) != tuple(own[k].shape)}
     if not ratio or not differing or not all(k.startswith("head.") for k in differing) or not all(k in state for k in keys):
         return None
@@ -129,8 +147,7 @@ def _input_size_hint(model: nn.Module, state: Mapping[str, torch.Tensor], own: M
     if (w, h) == (mw, mh):  # another head (e.g. another keypoint count), not another input size
         return None
     return (f"only the head differs: the checkpoint was trained at a {h}x{w} input (height x width), the model "
-            f"was built for {mh}x{mw}; build it at {h}x{w} (the command line's --input-size {h}x{w}, or leave "
-            "--input-size out)")
+            f"was built for {mh}x{mw}; build it at {h}x{w} (eval / train: --input-size {h}x{w})")
 
 
 def load_into(model: nn.Module, source: str | os.PathLike | Mapping[str, Any]) -> nn.Module:
