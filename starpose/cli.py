@@ -134,6 +134,22 @@ def _positive(ctx, param, value: float | None) -> float | None:
     return _finite(value, param.opts[0])
 
 
+def _check_out_file(ctx, param, value: str | None) -> str | None:
+    """Option callback for a file a command writes at its end: a name whose folder cannot be made (a file stands
+    where a folder of its path should be) fails now, not after the work."""
+    from pathlib import Path
+
+    if value is None:
+        return value
+    for parent in Path(value).parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise click.BadParameter(f"{value}: {parent} is a file, so no folder can be made there",
+                                         param_hint=param.opts[0])
+            break
+    return value
+
+
 def _check_size(ctx, param, value: str | None) -> tuple[int, int] | None:
     """Option callback: a HEIGHTxWIDTH value is checked as it is parsed, before any other check runs, and
     reaches the command as (width, height)."""
@@ -404,8 +420,9 @@ _EVAL_RECIPE = {"coco": "coco_256x192_t", "crowdpose": "crowdpose_256x192_t", "m
 @click.option("--input-size", default=None, callback=_check_size, help="HEIGHTxWIDTH (default: the data set's).")
 @click.option("--flip/--no-flip", default=True, show_default=True, help="Test-time horizontal flip.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--results", "results_out", type=click.Path(dir_okay=False), help="Write the keypoint results (COCO format) here.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the metric table as JSON here.")
+@click.option("--results", "results_out", type=click.Path(dir_okay=False), callback=_check_out_file, help="Write the keypoint results (COCO format) here.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), callback=_check_out_file,
+              help="Write the metric table as JSON here.")
 def eval_cmd(dataset, data_root, ids, ann_file, img_dir, boxes, det_file, detector_input, gt_mat, variant, weights,
              input_size, flip, batch_size, results_out, json_out) -> None:
     """Evaluate on COCO / CrowdPose (OKS AP with GT, detection-file or bundled-detector boxes), MPII
@@ -888,7 +905,8 @@ def qat_cmd(variant, weights, seed, data, images, val_data, val_images, epochs, 
                    "../shared/fixtures beside a source checkout, else the packaged sample photos' people.")
 @click.option("--images", "images", type=click.Path(file_okay=False, exists=True), default=None,
               help="Images folder of --coco-json (default: next to it).")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Also write the reports as JSON.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, callback=_check_out_file,
+              help="Also write the reports as JSON.")
 def verify_cmd(path, weights, coco_json, images, json_out) -> None:
     """Check an artifact or export directory: manifest sha256, metadata, inputs/outputs, and parity
     against the eager model on real person crops. Exits non-zero when anything fails."""
@@ -936,7 +954,8 @@ def _thread_counts(ctx, param, value: str) -> list[int]:
 @click.option("--weights", default="default", show_default=True, help="Weights of the eager target: default | random | PATH.")
 @click.option("--baseline", default=None, help="Target name the ratios are taken against (default: the first).")
 @click.option("--affinity", is_flag=True, help="Also pin each benchmark process to the first N cores (Linux).")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Write the results as JSON.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, callback=_check_out_file,
+              help="Write the results as JSON.")
 def bench_cmd(artifacts, counts, runs, rounds, warmup, eager, variant, weights, baseline, affinity, json_out) -> None:
     """Latency of ARTIFACTS (files or export directories) in their runtimes, one process per
     artifact and thread count, interleaved rounds: median, p10/p90, ratio to a baseline, size,
