@@ -134,8 +134,8 @@ def _positive(ctx, param, value: float | None) -> float | None:
     return _finite(value, param.opts[0])
 
 
-def _check_out_file(ctx, param, value: str | None) -> str | None:
-    """Option callback for a file a command writes at its end: a name whose folder cannot be made (a file stands
+def _check_out_path(ctx, param, value: str | None) -> str | None:
+    """Option callback for a file or folder a command writes: a name whose folder cannot be made (a file stands
     where a folder of its path should be) fails now, not after the work."""
     from pathlib import Path
 
@@ -234,7 +234,8 @@ def _split_size(value: str | None, option: str = "--input-size") -> tuple[int, i
 @click.option("--bf16", is_flag=True,
               help="On a CPU: run the forward pass in bfloat16 autocast (weights, loss and optimizer stay "
                    "float32). Fast only with AVX512-BF16 or AMX; CUDA uses float16 AMP regardless.")
-@click.option("--work-dir", type=click.Path(file_okay=False), default="runs/train", show_default=True)
+@click.option("--work-dir", type=click.Path(file_okay=False),
+              callback=_check_out_path, default="runs/train", show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from WORK_DIR/last.pt.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_cmd(config_name, list_configs, data_root, ann_file, img_dir, val_ann_file, val_img_dir, val_det_file,
@@ -420,8 +421,9 @@ _EVAL_RECIPE = {"coco": "coco_256x192_t", "crowdpose": "crowdpose_256x192_t", "m
 @click.option("--input-size", default=None, callback=_check_size, help="HEIGHTxWIDTH (default: the data set's).")
 @click.option("--flip/--no-flip", default=True, show_default=True, help="Test-time horizontal flip.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--results", "results_out", type=click.Path(dir_okay=False), callback=_check_out_file, help="Write the keypoint results (COCO format) here.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False), callback=_check_out_file,
+@click.option("--results", "results_out", type=click.Path(dir_okay=False),
+              callback=_check_out_path, help="Write the keypoint results (COCO format) here.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), callback=_check_out_path,
               help="Write the metric table as JSON here.")
 def eval_cmd(dataset, data_root, ids, ann_file, img_dir, boxes, det_file, detector_input, gt_mat, variant, weights,
              input_size, flip, batch_size, results_out, json_out) -> None:
@@ -673,7 +675,8 @@ def _export_formats() -> list[str]:
 @click.option("--weights", default="default", show_default=True,
               help="default (packaged) | random (seeded init, latency work) | PATH (.pth / .safetensors)")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of --weights random.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="out/models", show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              callback=_check_out_path, default="out/models", show_default=True)
 @click.option("--affine", is_flag=True, help="Add the crop→image matrix input: keypoints in image pixels.")
 @click.option("--raw-outputs", is_flag=True, help="Also output the SimCC vectors (debugging / parity).")
 @click.option("--scheme", type=click.Choice(["ptq", "qat", "dynamic"]), default="ptq", show_default=True,
@@ -856,7 +859,8 @@ def _export_int8(fmt, variant, weights, seed, out_dir, affine, raw, scheme_name,
                    "records it and `export --scheme qat` must repeat it.")
 @click.option("--no-report", is_flag=True, help="Skip the fp32/PTQ/QAT report.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/qat_last.pt.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/qat", show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              callback=_check_out_path, default="runs/qat", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def qat_cmd(variant, weights, seed, data, images, val_data, val_images, epochs, batch_size, lr, max_steps, no_augment, targets,
             formats,
@@ -905,7 +909,7 @@ def qat_cmd(variant, weights, seed, data, images, val_data, val_images, epochs, 
                    "../shared/fixtures beside a source checkout, else the packaged sample photos' people.")
 @click.option("--images", "images", type=click.Path(file_okay=False, exists=True), default=None,
               help="Images folder of --coco-json (default: next to it).")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, callback=_check_out_file,
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, callback=_check_out_path,
               help="Also write the reports as JSON.")
 def verify_cmd(path, weights, coco_json, images, json_out) -> None:
     """Check an artifact or export directory: manifest sha256, metadata, inputs/outputs, and parity
@@ -954,7 +958,7 @@ def _thread_counts(ctx, param, value: str) -> list[int]:
 @click.option("--weights", default="default", show_default=True, help="Weights of the eager target: default | random | PATH.")
 @click.option("--baseline", default=None, help="Target name the ratios are taken against (default: the first).")
 @click.option("--affinity", is_flag=True, help="Also pin each benchmark process to the first N cores (Linux).")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, callback=_check_out_file,
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, callback=_check_out_path,
               help="Write the results as JSON.")
 def bench_cmd(artifacts, counts, runs, rounds, warmup, eager, variant, weights, baseline, affinity, json_out) -> None:
     """Latency of ARTIFACTS (files or export directories) in their runtimes, one process per
@@ -1002,7 +1006,8 @@ def _check_out_folder(out_dir: str) -> None:
 @main.command("predict")
 @click.argument("sources", nargs=-1, type=click.Path(path_type=str))
 @click.option("--sample", is_flag=True, help="Run on the sample photos shipped with the package.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="out/predict", show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              callback=_check_out_path, default="out/predict", show_default=True)
 @click.option("--variant", default="starpose_t", show_default=True)
 @click.option("--weights", default="default", show_default=True, help="default | random | PATH")
 @click.option("--det", "detections", type=click.Path(dir_okay=False), default=None,

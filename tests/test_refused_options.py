@@ -70,6 +70,10 @@ def test_ignored_option_is_a_usage_error(tmp_path, args, says):
     (["eval", "--results", "{data}/sub/results.json"], "people.json is a file, so no folder can be made there"),
     (["bench", "--json", "{data}/bench.json"], "people.json is a file, so no folder can be made there"),
     (["verify", ".", "--json", "{data}/verify.json"], "people.json is a file, so no folder can be made there"),
+    (["export", "--format", "torchscript", "--out", "{data}/models"], "Invalid value for --out: "),
+    (["predict", "--sample", "--out", "{data}/pred"], "people.json is a file, so no folder can be made there"),
+    (["train", "--work-dir", "{data}/run"], "Invalid value for --work-dir: "),
+    (["qat", "--data", "{data}", "--out", "{data}/qat"], "people.json is a file, so no folder can be made there"),
     (["bench", "--runs", "0"], "Invalid value for '--runs': 0 is not in the range x>=1"),
     (["bench", "--rounds", "0"], "Invalid value for '--rounds': 0 is not in the range x>=1"),
     (["bench", "--warmup", "-1"], "Invalid value for '--warmup': -1 is not in the range x>=0"),
@@ -83,6 +87,8 @@ def test_impossible_values_are_usage_errors(tmp_path, args, says):
     data.write_text("{}")
     args = [a.replace("{data}", str(data)) for a in args]
     out_option = {"predict": "--out", "qat": "--out", "train": "--work-dir"}.get(args[0])
+    if out_option in args:
+        out_option = None
     r = CliRunner().invoke(main, args + [out_option, str(tmp_path / "o")] if out_option else args)
     assert r.exit_code == 2, r.output
     assert says in r.output
