@@ -31,7 +31,7 @@ def resolve_model(
     ``.pth`` or a ``.safetensors`` state dict.
     """
     from starpose import create_model
-    from starpose.models.checkpoint import CheckpointError, head_input_size, load_into
+    from starpose.models.checkpoint import CheckpointError, head_input_size, load_into, read_weights
     from starpose.models.weights import available_pretrained, file_sha256, weights_path
 
     overrides: dict[str, Any] = {} if spec is None else {"spec": spec}
@@ -55,13 +55,13 @@ def resolve_model(
         path = Path(weights)
         if not path.is_file():
             raise WeightsError(f"{path}: weights file not found (expected a path, 'default' or 'random')")
-        if spec is None:
-            size = head_input_size(path)
-            if size:  # weights trained at another input size export at it
-                overrides["input_size"] = size
-        model = create_model(variant, **overrides)
         try:
-            load_into(model, path)
+            state = read_weights(path)
+            size = head_input_size(state)
+            if size and spec is None:  # weights trained at another input size export at it
+                overrides["input_size"] = size
+            model = create_model(variant, **overrides)
+            load_into(model, state, where=str(path))
         except CheckpointError as e:
             raise WeightsError(str(e)) from e
         info = WeightsInfo(name=path.stem, sha256=file_sha256(path), source="file")

@@ -468,12 +468,12 @@ def eval_cmd(dataset, data_root, ids, ann_file, img_dir, boxes, det_file, detect
     img_dir = img_dir or recipe.val_images
     _check_paths(("annotations", ann_file, "file"), ("images", img_dir, "dir"),
                  ("detections", (det_file or recipe.val_det) if boxes == "det" and dataset != "mpii" else None, "file"))
-    size = input_size or _weights_input_size(weights) or recipe.input_size
-    spec = SPECS[dataset].with_input_size(*size)
-    try:
-        model = load_model(variant, weights, spec=spec)
+    spec = SPECS[dataset].with_input_size(*(input_size or recipe.input_size))
+    try:  # a weights file runs at the input size it was trained at unless --input-size says otherwise
+        model = load_model(variant, weights, spec=spec, **({"input_size": input_size} if input_size else {}))
     except (CheckpointError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from e
+    spec = model.spec
     try:
         if dataset == "mpii":
             from .evaluation.pckh import evaluate_mpii
@@ -512,14 +512,6 @@ def eval_cmd(dataset, data_root, ids, ann_file, img_dir, boxes, det_file, detect
             table["per_keypoint"] = per_keypoint
         write_results(table, json_out)
         click.echo(f"metrics: {json_out}")
-
-
-def _weights_input_size(weights: str) -> tuple[int, int] | None:
-    """The input size a weights file's head was built for (None for default / random): eval runs it there unless
-    --input-size says otherwise."""
-    from .models.checkpoint import head_input_size
-
-    return None if weights in ("default", "random") else head_input_size(weights)
 
 
 @contextlib.contextmanager
@@ -601,9 +593,6 @@ def _eval_lsp(data_root, ann_file, img_dir, ids, variant, weights, input_size, f
     from .spec import SPECS
 
     spec = SPECS["coco"]
-    size = input_size or _weights_input_size(weights)
-    if size:
-        spec = spec.with_input_size(*size)
     try:
         samples = lsp_samples(joints, ids=keep, images=images)
     except DataError as e:
@@ -611,9 +600,10 @@ def _eval_lsp(data_root, ann_file, img_dir, ids, variant, weights, input_size, f
     if not samples:
         raise click.ClickException(f"{joints}: no labelled people" + (f" among --ids {ids}" if ids else ""))
     try:
-        model = load_model(variant, weights, spec=spec)
+        model = load_model(variant, weights, spec=spec, **({"input_size": input_size} if input_size else {}))
     except (CheckpointError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from e
+    spec = model.spec
     vs = ValSet("lsp", "pck", samples)
     try:
         metrics = evaluate_sets(model, [vs], spec, flip=flip, batch_size=batch_size, progress=True)["lsp"]

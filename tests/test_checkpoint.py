@@ -101,19 +101,20 @@ def test_weights_files_run_at_the_input_size_they_were_trained_at(tmp_path):
     """predict / export / eval (without --input-size) build the model at the size the file's SimCC head was
     built for, read from the head's shapes."""
     from mobile_export.source import resolve_model
-    from starpose.models.checkpoint import head_input_size
+    from starpose.models.checkpoint import head_input_size, read_weights
     from starpose.models.weights import load_model
 
     small = create_model("starpose_t", input_size=(96, 128))  # (w, h)
     path = tmp_path / "small.safetensors"
     save_file({k: v.contiguous() for k, v in small.state_dict().items()}, str(path))
-    assert head_input_size(path) == (96, 128)
+    assert head_input_size(read_weights(path)) == (96, 128)
     assert tuple(load_model("starpose_t", str(path)).spec.input_size) == (96, 128)
     model, _ = resolve_model("starpose_t", str(path))
     assert tuple(model.spec.input_size) == (96, 128)
     assert tuple(load_model("starpose_t", "random").spec.input_size) == (192, 256)
     (tmp_path / "junk.safetensors").write_bytes(b"junk")
-    assert head_input_size(tmp_path / "junk.safetensors") is None  # loading it reports why
+    with pytest.raises(CheckpointError, match="junk.safetensors"):  # read once, and the reading reports why
+        load_model("starpose_t", str(tmp_path / "junk.safetensors"))
 
 
 def test_unreadable_files(tmp_path):

@@ -119,40 +119,41 @@ def _describe(keys: list[str], limit: int = 12) -> str:
 _HEAD_KEYS = ("head.mlp_head_x.weight", "head.mlp_head_y.weight")
 
 
-def head_input_size(source: str | os.PathLike, split_ratio: float = 2.0) -> tuple[int, int] | None:
-    """The (width, height) input a checkpoint's SimCC head was built for (its x / y classifiers are
-    ``input side * split_ratio`` bins long), or None when the file holds no such head or cannot be read (loading
-    it reports why). Commands without an input-size option build the model at this size, so that weights
-    trained at 384x288 or 128x96 run as they were trained."""
-    try:
-        state = map_release_keys(read_state_dict(source))
-    except CheckpointError:
-        return None
+def head_input_size(state: Mapping[str, torch.Tensor], split_ratio: float = 2.0) -> tuple[int, int] | None:
+    """The (width, height) input a state dict's SimCC head was built for (its x / y classifiers are
+    ``input side * split_ratio`` bins long), or None when it holds no such head. Commands without an
+    input-size option build the model at this size, so that weights trained at 384x288 or 128x96 run as
+    they were trained."""
     if not all(k in state and state[k].ndim == 2 for k in _HEAD_KEYS):
         return None
     w, h = (int(round(state[k].shape[0] / split_ratio)) for k in _HEAD_KEYS)
     return (w, h) if w > 0 and h > 0 else None
 
 
+def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """A weights file's tensors under our key names (read once: ``head_input_size`` and ``load_into`` take
+    the result)."""
+    return map_release_keys(read_state_dict(path))
+
+
 def _input_size_hint(model: nn.Module, state: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor]) -> str | None:
     """When only the SimCC head's sizes differ, the checkpoint was trained at another input size: say which."""
-    spec = getattr(model, "spec", None)
-    ratio = getattr(spec, "simcc_split_ratio", None)
-    keys = _HEAD_KEYS
+    ratio = getattr(getattr(model, "spec", None), "simcc_split_ratio", None)
     differing = {k for k in set(own) & set(state) if tuple(state[k].shape) != tuple(own[k].shape)}
-    if not ratio or not differing or not all(k.startswith("head.") for k in differing) or not all(k in state for k in keys):
+    if not ratio or not differing or not all(k.startswith("head.") for k in differing):
         return None
-    w, h = (int(round(state[k].shape[0] / ratio)) for k in keys)
-    mw, mh = (int(round(own[k].shape[0] / ratio)) for k in keys)
-    if (w, h) == (mw, mh):  # another head (e.g. another keypoint count), not another input size
+    size, built = head_input_size(state, ratio), head_input_size(own, ratio)
+    if size is None or size == built:  # another head (e.g. another keypoint count), not another input size
         return None
+    (w, h), (mw, mh) = size, built
     return (f"only the head differs: the checkpoint was trained at a {h}x{w} input (height x width), the model "
             f"was built for {mh}x{mw}; build it at {h}x{w} (eval / train: --input-size {h}x{w})")
 
 
-def load_into(model: nn.Module, source: str | os.PathLike | Mapping[str, Any]) -> nn.Module:
-    """Strictly load a checkpoint into ``model``; a foreign checkpoint gets a clear error."""
-    where = "<state dict>" if isinstance(source, Mapping) else str(source)
+def load_into(model: nn.Module, source: str | os.PathLike | Mapping[str, Any], where: str | None = None) -> nn.Module:
+    """Strictly load a checkpoint into ``model``; a foreign checkpoint gets a clear error naming ``where``
+    (default: the file, or ``<state dict>`` for a mapping, e.g. one ``read_weights`` gave)."""
+    where = where or ("<state dict>" if isinstance(source, Mapping) else str(source))
     state = map_release_keys(read_state_dict(source))
     own = model.state_dict()
     missing = sorted(set(own) - set(state))

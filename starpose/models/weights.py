@@ -62,7 +62,7 @@ def load_model(variant: str = "starpose_t", weights: str = "default", **override
     """Build ``variant`` with ``weights``: ``"default"`` (the packaged weights), ``"random"``
     (random init, for latency work only) or a checkpoint path (safetensors, our ``.pt`` training
     checkpoints' ``model`` entry, or a released MMPose ``.pth``). Returned in eval mode."""
-    from .checkpoint import head_input_size, load_into
+    from .checkpoint import head_input_size, load_into, read_weights
     from .registry import create_model
 
     name = variant if variant.startswith("starpose_") else f"starpose_{variant}"
@@ -71,12 +71,12 @@ def load_model(variant: str = "starpose_t", weights: str = "default", **override
     elif weights == "random":
         model = create_model(name, **overrides)
     else:
-        if "spec" not in overrides and "input_size" not in overrides:
-            size = head_input_size(weights)
-            if size:  # weights trained at another input size run at it
-                overrides["input_size"] = size
+        state = read_weights(weights)
+        size = head_input_size(state)
+        if size and "input_size" not in overrides:  # weights trained at another input size run at it
+            overrides["input_size"] = size
         model = create_model(name, **overrides)
-        load_into(model, weights)
+        load_into(model, state, where=str(weights))
     return model.eval()
 
 
