@@ -9,6 +9,7 @@ temporary file behind. Torch-free, so the artifact runners and ``bench``'s worke
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 __all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "file_sha256",
-           "IMAGE_EXTS", "VIDEO_EXTS"]
+           "remove_stale_temps", "IMAGE_EXTS", "VIDEO_EXTS"]
 
 # The photo and video file suffixes ``predict`` reads (here, torch-free, so the command line can check
 # its arguments before anything heavy is imported).
@@ -43,6 +44,23 @@ def atomic_write(path: str | Path, write: Callable[[str], Any]) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def remove_stale_temps(folder: str | Path, names: list[str] | tuple[str, ...]) -> list[Path]:
+    """Delete the temporary files :func:`atomic_write` left in ``folder`` for the targets ``names``
+    when its process was killed mid-write (SIGKILL, out of memory, power loss: no ``except`` runs).
+
+    Call it only where no other process can be writing those targets at that moment (a training
+    run's main process as it starts). Returns the files removed.
+    """
+    folder = Path(folder)
+    removed = []
+    for name in names:
+        for tmp in folder.glob(f".{glob.escape(name)}.*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from starpose.fileio import (atomic_write, atomic_write_bytes, atomic_write_json, atomic_write_text, between_markers,
-                             file_sha256, replace_between_markers, rewrite_between_markers)
+                             file_sha256, remove_stale_temps, replace_between_markers, rewrite_between_markers)
 
 
 def test_writes_and_creates_the_folder(tmp_path):
@@ -56,6 +56,27 @@ def test_temp_files_are_unique_per_write(tmp_path):
     assert seen[0] != seen[1]
     assert all(p.startswith(str(tmp_path / ".x.txt.")) and p.endswith(".tmp") for p in seen)
     assert target.read_text() == "2"
+
+
+def test_a_killed_writers_temp_files_are_removed_by_target_name(tmp_path):
+    """A SIGKILLed write leaves atomic_write's temporary file (no except clause runs); remove_stale_temps
+    removes those of the named targets only, names with glob characters included."""
+    import os
+    import signal
+
+    child = ("import os, signal, sys\nfrom starpose.fileio import atomic_write\n"
+             "atomic_write(sys.argv[1], lambda tmp: os.kill(os.getpid(), signal.SIGKILL))")
+    r = subprocess.run([sys.executable, "-c", child, str(tmp_path / "last.pt")])
+    assert r.returncode == -signal.SIGKILL
+    left = [p.name for p in tmp_path.iterdir()]
+    assert len(left) == 1 and left[0].startswith(".last.pt.") and left[0].endswith(".tmp")
+    (tmp_path / ".w[1].pt.abc.tmp").write_bytes(b"")  # target 'w[1].pt'
+    (tmp_path / ".notes.txt.abc.tmp").write_bytes(b"")  # not a named target: kept
+    (tmp_path / "last.pt").write_bytes(b"intact")
+    removed = remove_stale_temps(tmp_path, ["last.pt", "w[1].pt", "best.safetensors"])
+    assert sorted(p.name for p in removed) == sorted([left[0], ".w[1].pt.abc.tmp"])
+    assert sorted(os.listdir(tmp_path)) == [".notes.txt.abc.tmp", "last.pt"]
+    assert remove_stale_temps(tmp_path, ["last.pt"]) == []
 
 
 def test_file_sha256_matches_hashlib_across_chunks(tmp_path):

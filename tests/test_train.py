@@ -56,9 +56,17 @@ def test_resume_continues_exactly(tmp_path):
     straight = train(cfg, tmp_path / "a", progress=False, log=lambda s: None)
     first = train(cfg.override(epochs=2), tmp_path / "b", progress=False, log=lambda s: None)
     assert first.epochs_run == 2
+    # What a run SIGKILLed in the middle of writing its checkpoint leaves behind (atomic_write's names),
+    # and a file of the user's that only looks alike: the resumed run removes the first two only.
+    killed = [tmp_path / "b" / ".last.pt.k3x9q1.tmp", tmp_path / "b" / ".history.json.ab12cd.tmp"]
+    for p in killed:
+        p.write_bytes(b"half a checkpoint")
+    (tmp_path / "b" / ".notes.txt.tmp").write_text("mine")
     logs = []
     resumed = train(cfg, tmp_path / "b", resume=True, progress=False, log=logs.append)
     assert resumed.epochs_run == 1 and "resumed" in logs[0]
+    assert not any(p.exists() for p in killed) and (tmp_path / "b" / ".notes.txt.tmp").exists()
+    assert any("removed 2 temporary file(s) a killed run left" in m for m in logs), logs
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
     a = torch.load(tmp_path / "a" / "last.pt", weights_only=True)["model"]
     b = torch.load(tmp_path / "b" / "last.pt", weights_only=True)["model"]

@@ -21,7 +21,7 @@ from ..data.coco import CocoIndex, coco_gt_samples
 from ..data.targets import KLDiscretLoss, limb_swap_groups
 from ..data.topdown import TopDownDataset, collate
 from ..data.transforms import AugmentConfig
-from ..fileio import atomic_write_json
+from ..fileio import atomic_write_json, remove_stale_temps
 from ..spec import SPECS, PoseSpec
 from .checkpoint import load_checkpoint, save_checkpoint, save_weights
 from .config import TrainConfig
@@ -207,6 +207,10 @@ def _resume_mismatch(last: Path, config_file: Path, cfg: TrainConfig, error: Run
             f"started with (they are in {config_file})")
 
 
+# The files a run writes into its work_dir (all through atomic_write).
+_RUN_FILES = ("last.pt", "best.safetensors", "final.safetensors", "history.json", "config.json", "mix.json")
+
+
 def train(
     cfg: TrainConfig,
     work_dir: str | Path,
@@ -346,6 +350,12 @@ def train(
 
     if is_main:
         work_dir.mkdir(parents=True, exist_ok=True)
+        # A run killed while writing one of its files (SIGKILL, out of memory) left that write's temporary
+        # file; the previous file is intact, and this process is the folder's only writer from here on.
+        stale = remove_stale_temps(work_dir, _RUN_FILES)
+        if stale:
+            log(f"removed {len(stale)} temporary file(s) a killed run left in {work_dir}: "
+                + ", ".join(p.name for p in stale))
         atomic_write_json(work_dir / "config.json", cfg.to_dict(), indent=1)
         if mix is not None:
             atomic_write_json(work_dir / "mix.json", mix.to_dict(), indent=1)
