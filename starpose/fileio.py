@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 __all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "file_sha256",
-           "remove_stale_temps", "IMAGE_EXTS", "VIDEO_EXTS"]
+           "file_mode_for", "remove_stale_temps", "IMAGE_EXTS", "VIDEO_EXTS"]
 
 # The photo and video file suffixes ``predict`` reads (here, torch-free, so the command line can check
 # its arguments before anything heavy is imported).
@@ -30,13 +30,15 @@ def atomic_write(path: str | Path, write: Callable[[str], Any]) -> Path:
     """Call ``write(tmp_path)`` and rename the result onto ``path`` (its folder is created).
 
     ``tmp_path`` is a fresh file beside ``path`` (same file system, so the rename is atomic),
-    named ``.<name>.<random>.tmp``: two writers of one target never share a temporary file.
+    named ``.<name>.<random>.tmp``: two writers of one target never share a temporary file. The file
+    keeps the permissions of the one it replaces; a new one gets the umask's, as ``open()`` would give.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
+        os.chmod(tmp, file_mode_for(path))
         write(tmp)
         os.replace(tmp, path)
     except BaseException:
@@ -44,6 +46,26 @@ def atomic_write(path: str | Path, write: Callable[[str], Any]) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def _process_umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
+# Read once, at import (the main thread, before any writer runs): os.umask cannot be read without setting it.
+_UMASK = _process_umask()
+
+
+def file_mode_for(path: Path) -> int:
+    """The permissions ``path`` gets: those of the file it replaces, else what ``open()`` would give a
+    new file under the process umask. (mkstemp makes its file 0600, which a rename would carry over:
+    an exported model or a weights file that only its owner can read.)"""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_UMASK
 
 
 def remove_stale_temps(folder: str | Path, names: list[str] | tuple[str, ...]) -> list[Path]:

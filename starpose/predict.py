@@ -19,7 +19,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .fileio import IMAGE_EXTS, VIDEO_EXTS
+from .fileio import IMAGE_EXTS, VIDEO_EXTS, file_mode_for
 from .processing import apply_affine, bbox_xywh_to_cs, decode_simcc, get_warp_matrix, invert_affine
 from .spec import PoseSpec
 from .tracking import MultiPersonTracker, OneEuroFilter, RoiTracker, full_frame_box, skeleton_draw_list, torso_indices
@@ -389,6 +389,7 @@ def _run_video(predictor: PosePredictor, path: Path, out_dir: Path, results: lis
     target = out_dir / f"{path.stem}_pose.mp4"
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix="." + target.stem, suffix=".mp4")
     os.close(fd)
+    os.chmod(tmp, file_mode_for(target))  # not mkstemp's 0600
     writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
     bar = None
     if progress:

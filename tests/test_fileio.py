@@ -7,9 +7,10 @@ import subprocess
 import sys
 
 import pytest
+from pathlib import Path
 
 from starpose.fileio import (atomic_write, atomic_write_bytes, atomic_write_json, atomic_write_text, between_markers,
-                             file_sha256, remove_stale_temps, replace_between_markers, rewrite_between_markers)
+                             file_mode_for, file_sha256, remove_stale_temps, replace_between_markers, rewrite_between_markers)
 
 
 def test_writes_and_creates_the_folder(tmp_path):
@@ -77,6 +78,27 @@ def test_a_killed_writers_temp_files_are_removed_by_target_name(tmp_path):
     assert sorted(p.name for p in removed) == sorted([left[0], ".w[1].pt.abc.tmp"])
     assert sorted(os.listdir(tmp_path)) == [".notes.txt.abc.tmp", "last.pt"]
     assert remove_stale_temps(tmp_path, ["last.pt"]) == []
+
+
+def test_written_files_get_the_umask_s_permissions_or_keep_their_own(tmp_path):
+    """mkstemp makes its file 0600; the renamed result must not be readable by its owner only (a weights
+    file or an exported model others in the group copy into an app). A new file gets what open() would
+    give under the umask (run in a child with umask 022 and 027); a replaced file keeps its mode."""
+    import stat
+
+    child = ("import os, sys\nos.umask(int(sys.argv[2], 8))\nfrom starpose.fileio import atomic_write_bytes\n"
+             "atomic_write_bytes(sys.argv[1], b'x')\nopen(sys.argv[1] + '.plain', 'wb').close()")
+    for umask, want in (("022", 0o644), ("027", 0o640)):
+        target = tmp_path / f"u{umask}.bin"
+        subprocess.run([sys.executable, "-c", child, str(target), umask], check=True)
+        assert stat.S_IMODE(target.stat().st_mode) == want
+        assert stat.S_IMODE(Path(str(target) + ".plain").stat().st_mode) == want  # what open() gives
+    kept = tmp_path / "script.sh"
+    kept.write_text("old")
+    kept.chmod(0o751)
+    assert file_mode_for(kept) == 0o751
+    atomic_write_text(kept, "new")
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o751 and kept.read_text() == "new"
 
 
 def test_file_sha256_matches_hashlib_across_chunks(tmp_path):

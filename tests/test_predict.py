@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -62,6 +63,9 @@ def test_predict_video_tracks_and_smooths(tmp_path):
         w.write(np.roll(np.roll(src, dx, axis=1), dy, axis=0))
     w.release()
 
+    umask = os.umask(0o022)
+    os.umask(umask)
+
     def run(flag: str) -> np.ndarray:
         out = tmp_path / flag
         r = CliRunner().invoke(main, ["predict", str(video), "--out", str(out), "--detect-every", "100",
@@ -70,6 +74,8 @@ def test_predict_video_tracks_and_smooths(tmp_path):
         cap = cv2.VideoCapture(str(out / "clip_pose.mp4"))
         assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 12
         assert not list(out.glob(".*"))  # no temp files left behind
+        for name in ("clip_pose.mp4", "results.json"):  # readable as open() would make them, not mkstemp's 0600
+            assert (out / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
         res = json.loads((out / "results.json").read_text())
         assert [d["image_id"] for d in res] == list(range(12))  # one person in every frame
         return np.array([np.reshape(d["keypoints"], (-1, 3)) for d in res])
