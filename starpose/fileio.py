@@ -26,16 +26,17 @@ IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 
 
-def atomic_write(path: str | Path, write: Callable[[str], Any]) -> Path:
+def atomic_write(path: str | Path, write: Callable[[str], Any], suffix: str = ".tmp") -> Path:
     """Call ``write(tmp_path)`` and rename the result onto ``path`` (its folder is created).
 
     ``tmp_path`` is a fresh file beside ``path`` (same file system, so the rename is atomic),
-    named ``.<name>.<random>.tmp``: two writers of one target never share a temporary file. The file
-    keeps the permissions of the one it replaces; a new one gets the umask's, as ``open()`` would give.
+    named ``.<name>.<random><suffix>``: two writers of one target never share a temporary file. (Give a
+    ``suffix`` for writers that pick the format by extension, e.g. ``.mp4`` for OpenCV's VideoWriter.) The
+    file keeps the permissions of the one it replaces; a new one gets the umask's, as ``open()`` would give.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     os.close(fd)
     try:
         os.chmod(tmp, file_mode_for(path))

@@ -19,7 +19,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .fileio import IMAGE_EXTS, VIDEO_EXTS, file_mode_for
+from .fileio import IMAGE_EXTS, VIDEO_EXTS
 from .processing import apply_affine, bbox_xywh_to_cs, decode_simcc, get_warp_matrix, invert_affine
 from .spec import PoseSpec
 from .tracking import MultiPersonTracker, OneEuroFilter, RoiTracker, full_frame_box, skeleton_draw_list, torso_indices
@@ -373,12 +373,10 @@ def _run_video(predictor: PosePredictor, path: Path, out_dir: Path, results: lis
                score_threshold: float, progress: bool, frame_poses, boxes: bool = False) -> Path:
     """Decode ``path`` frame by frame, call ``frame_poses(rgb, frame_no, fps)`` and write the overlay
     video (to a temporary file, renamed when complete)."""
-    import os
-    import tempfile
-
     import cv2
 
     from .data.errors import DataError
+    from .fileio import atomic_write
 
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
@@ -387,39 +385,39 @@ def _run_video(predictor: PosePredictor, path: Path, out_dir: Path, results: lis
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
     w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
     target = out_dir / f"{path.stem}_pose.mp4"
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix="." + target.stem, suffix=".mp4")
-    os.close(fd)
-    os.chmod(tmp, file_mode_for(target))  # not mkstemp's 0600
-    writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=total, desc=path.name, unit="frame", leave=False)
-    frame_no = 0
-    try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-            poses = frame_poses(rgb, frame_no, fps)
-            image_id = len(images)
-            images.append({"id": image_id, "file_name": f"{path.name}#{frame_no}", "width": w, "height": h})
-            results.extend(_coco_results(poses, image_id))
-            writer.write(cv2.cvtColor(draw_poses(rgb, poses, predictor.spec, score_threshold, draw_boxes=boxes),
-                                      cv2.COLOR_RGB2BGR))
-            frame_no += 1
-            if bar is not None:
-                bar.update(1)
-        writer.release()
+
+    def write(tmp: str) -> None:
+        writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+        frame_no = 0
+        try:
+            while True:
+                ok, frame = cap.read()
+                if not ok:
+                    break
+                rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                poses = frame_poses(rgb, frame_no, fps)
+                image_id = len(images)
+                images.append({"id": image_id, "file_name": f"{path.name}#{frame_no}", "width": w, "height": h})
+                results.extend(_coco_results(poses, image_id))
+                writer.write(cv2.cvtColor(draw_poses(rgb, poses, predictor.spec, score_threshold, draw_boxes=boxes),
+                                          cv2.COLOR_RGB2BGR))
+                frame_no += 1
+                if bar is not None:
+                    bar.update(1)
+        finally:
+            writer.release()
         if frame_no == 0:
             raise DataError(path, "no frames could be decoded")
-        os.replace(tmp, target)
+
+    try:
+        atomic_write(target, write, suffix=".mp4")  # OpenCV picks the container by the extension
     finally:
         cap.release()
         if bar is not None:
             bar.close()
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return target
