@@ -7,9 +7,13 @@ litert-torch, onnx) are imported inside those functions, never at module import.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
+import re
 import shutil
+import socket
+import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +39,7 @@ __all__ = [
     "RuntimeUnavailable",
     "ArtifactLoadError",
     "Staging",
+    "remove_interrupted_exports",
     "artifact_stem",
     "image_array",
     "name_outputs",
@@ -180,18 +185,72 @@ class Exporter:
         return any(path.name.endswith(s) for s in self.suffixes)
 
 
+# Staged names carry the writing process and a hash of its host: ``.tmp-<id>-p<pid>-h<host>-NAME`` (and
+# ``.old-…`` for a directory being swapped out), so a later export can tell a killed export's leftovers from
+# those of one still running beside it.
+_HOST = hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:6]
+_STAGED_NAME = re.compile(r"^\.(tmp|old)-[0-9a-f]{8}-p(\d+)-h([0-9a-f]{6})-(.+)$")
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether ``pid`` is a running process on this machine. Only POSIX can ask without touching it (on
+    Windows ``os.kill(pid, 0)`` would send Ctrl-C), so elsewhere every writer counts as alive."""
+    if os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def remove_interrupted_exports(out_dir: Path) -> list[str]:
+    """Clear what exports killed mid-way (SIGKILL, out of memory, power loss: no ``except`` ran) left in
+    ``out_dir``; returns one line per file or folder dealt with.
+
+    Staged outputs of a dead writer on this host are removed. A directory artifact (``.mlpackage``) that was
+    being swapped out when its writer died is put back under its name if nothing took its place (the
+    previous, complete artifact), else removed. Leftovers of live writers, of other hosts (a shared folder)
+    and of older versions of the package (no writer in the name) are left alone.
+    """
+    done: list[str] = []
+    try:
+        entries = sorted(Path(out_dir).iterdir())
+    except FileNotFoundError:
+        return done
+    for entry in entries:
+        m = _STAGED_NAME.match(entry.name)
+        if m is None:
+            continue
+        kind, pid, host, name = m.group(1), int(m.group(2)), m.group(3), m.group(4)
+        if host != _HOST or pid == os.getpid() or _process_alive(pid):
+            continue
+        final = entry.with_name(name)
+        if kind == "old" and not (final.exists() or final.is_symlink()):
+            os.replace(entry, final)
+            done.append(f"restored {name} (the export replacing it was killed)")
+        else:
+            _remove(entry)
+            done.append(f"removed {entry.name}")
+    return done
+
+
 class Staging:
     """Write every output under a temporary name next to its final place; ``commit`` renames them
     all, and leaving the ``with`` block by an exception removes them. A failed export therefore
     leaves nothing half-made, and an earlier artifact of the same name stays until the new one is
-    complete. Works for files and for directories (``.mlpackage``).
+    complete. Works for files and for directories (``.mlpackage``). Entering the block first clears
+    what killed exports left in the folder (:func:`remove_interrupted_exports`), saying so on stderr.
     """
 
     def __init__(self, out_dir: Path) -> None:
         self.out_dir = Path(out_dir)
-        self._tag = uuid.uuid4().hex[:8]
+        self._tag = f"{uuid.uuid4().hex[:8]}-p{os.getpid()}-h{_HOST}"
         self._staged: dict[Path, Path] = {}
         self.committed: list[Path] = []
+        self.cleared: list[str] = []
 
     def path(self, name: str) -> Path:
         """Temporary path for final ``out_dir/name``; it keeps the suffix (tools check it)."""
@@ -212,6 +271,10 @@ class Staging:
 
     def __enter__(self) -> "Staging":
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.cleared = remove_interrupted_exports(self.out_dir)
+        if self.cleared:
+            print(f"{self.out_dir}: cleared {len(self.cleared)} leftover(s) of interrupted exports: "
+                  + "; ".join(self.cleared), file=sys.stderr)
         return self
 
     def __exit__(

@@ -37,7 +37,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader
 
 from starpose.data import KLDiscretLoss, collate
-from starpose.fileio import remove_stale_temps
+from starpose.fileio import remove_stale_temps, stale_temps_line
 from starpose.train.checkpoint import load_checkpoint, save_checkpoint, save_weights
 from starpose.train.loop import EpochShuffle
 
@@ -241,8 +241,7 @@ def train_qat(
     work_dir.mkdir(parents=True, exist_ok=True)
     stale = remove_stale_temps(work_dir, (QAT_CHECKPOINT, QAT_FLOAT_WEIGHTS))  # a killed run's half-writes
     if stale:
-        log(f"removed {len(stale)} temporary file(s) a killed run left in {work_dir}: "
-            + ", ".join(p.name for p in stale))
+        log(stale_temps_line(stale, work_dir))
     probe = next(iter(DataLoader(person_dataset(source, spec), batch_size=4, collate_fn=collate)))["image"]
     log(f"QAT of {getattr(network, 'variant', 'custom')} on {len(dataset)} people ({source}), "
         f"{cfg.epochs} epochs x {steps_per_epoch} steps, batch {cfg.batch_size}, lr {cfg.lr:.1e}, "

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 __all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "file_sha256",
-           "file_mode_for", "remove_stale_temps", "IMAGE_EXTS", "VIDEO_EXTS"]
+           "file_mode_for", "remove_stale_temps", "stale_temps_line", "IMAGE_EXTS", "VIDEO_EXTS"]
 
 # The photo and video file suffixes ``predict`` reads (here, torch-free, so the command line can check
 # its arguments before anything heavy is imported).
@@ -84,6 +84,12 @@ def remove_stale_temps(folder: str | Path, names: list[str] | tuple[str, ...]) -
                 tmp.unlink()
                 removed.append(tmp)
     return removed
+
+
+def stale_temps_line(removed: list[Path], folder: str | Path) -> str:
+    """The log line for what :func:`remove_stale_temps` removed from ``folder`` (train and qat print it)."""
+    return (f"removed {len(removed)} temporary file(s) a killed run left in {folder}: "
+            + ", ".join(p.name for p in removed))
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

@@ -355,6 +355,86 @@ def test_staging_replaces_directories(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.mlpackage"]
 
 
+_KILLED_EXPORT = r"""
+import os, signal, sys
+from pathlib import Path
+from mobile_export import base
+
+out, where = Path(sys.argv[1]), sys.argv[2]
+real_replace = os.replace
+def replace(src, dst):  # the directory swap: killed after moving the old artifact aside, before the new one lands
+    real_replace(src, dst)
+    if where == "swap" and Path(dst).name.startswith(".old-"):
+        os.kill(os.getpid(), signal.SIGKILL)
+base.os.replace = replace
+with base.Staging(out) as stage:
+    stage.write_bytes("a.pte", b"new a")
+    d = stage.path("m.mlpackage")
+    d.mkdir()
+    (d / "fresh").write_text("new")
+    if where == "write":
+        os.kill(os.getpid(), signal.SIGKILL)
+    stage.commit()
+"""
+
+
+def _killed_export(out: Path, where: str) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-c", _KILLED_EXPORT, str(out), where], cwd=root, capture_output=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
+
+
+@pytest.mark.parametrize("where", ["write", "swap"])
+def test_an_export_killed_mid_way_is_cleared_by_the_next(tmp_path, capsys, where):
+    (tmp_path / "a.pte").write_bytes(b"old a")
+    (tmp_path / "m.mlpackage").mkdir()
+    (tmp_path / "m.mlpackage" / "stale").write_text("old")
+    _killed_export(tmp_path, where)
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
+    assert left, "the kill left nothing behind: the test no longer reproduces an interrupted export"
+    with Staging(tmp_path) as stage:
+        assert len(stage.cleared) == len(left)
+    assert f"{len(left)} leftover(s) of interrupted exports" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pte", "m.mlpackage"]
+    # Killed while writing: both earlier artifacts untouched. Killed mid-swap: the files already renamed are
+    # the new ones; the folder moved aside is put back (the previous complete package, nothing replaced it).
+    assert (tmp_path / "a.pte").read_bytes() == (b"new a" if where == "swap" else b"old a")
+    assert sorted(p.name for p in (tmp_path / "m.mlpackage").iterdir()) == ["stale"]
+
+
+def test_staging_leaves_the_files_of_live_writers_other_hosts_and_old_versions(tmp_path):
+    import subprocess
+    import sys
+
+    from mobile_export import base
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        names = {
+            f".tmp-0123abcd-p{live.pid}-h{base._HOST}-live.pte": True,  # another export, still running: kept
+            f".tmp-0123abcd-p{dead_pid}-hffffff-other.pte": True,  # another host's (a shared folder): kept
+            ".tmp-0123abcd-legacy.pte": True,  # written before names carried their writer: kept
+            f".tmp-0123abcd-p{dead_pid}-h{base._HOST}-dead.pte": False,  # a dead writer here: removed
+            "notes.txt": True,
+        }
+        if base._HOST == "ffffff":
+            pytest.skip("this host's hash is the one the test uses for another host")
+        for name in names:
+            (tmp_path / name).write_bytes(b"x")
+        cleared = base.remove_interrupted_exports(tmp_path)
+        assert cleared == [f"removed .tmp-0123abcd-p{dead_pid}-h{base._HOST}-dead.pte"]
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(n for n, kept in names.items() if kept)
+    finally:
+        live.kill()
+        live.wait()
+
+
 def test_score_bands_split_agreement_by_the_references_confidence():
     from mobile_export.parity import score_bands
 

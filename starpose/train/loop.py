@@ -21,7 +21,7 @@ from ..data.coco import CocoIndex, coco_gt_samples
 from ..data.targets import KLDiscretLoss, limb_swap_groups
 from ..data.topdown import TopDownDataset, collate
 from ..data.transforms import AugmentConfig
-from ..fileio import atomic_write_json, remove_stale_temps
+from ..fileio import atomic_write_json, remove_stale_temps, stale_temps_line
 from ..spec import SPECS, PoseSpec
 from .checkpoint import load_checkpoint, save_checkpoint, save_weights
 from .config import TrainConfig
@@ -354,8 +354,7 @@ def train(
         # file; the previous file is intact, and this process is the folder's only writer from here on.
         stale = remove_stale_temps(work_dir, _RUN_FILES)
         if stale:
-            log(f"removed {len(stale)} temporary file(s) a killed run left in {work_dir}: "
-                + ", ".join(p.name for p in stale))
+            log(stale_temps_line(stale, work_dir))
         atomic_write_json(work_dir / "config.json", cfg.to_dict(), indent=1)
         if mix is not None:
             atomic_write_json(work_dir / "mix.json", mix.to_dict(), indent=1)
