@@ -91,9 +91,37 @@ def _notes(run: dict) -> str:
         share = float(avg.get("share_of_this_run", 0.5))
         other = avg.get("with", "another file")
         epochs = avg.get("with_epochs")
-        notes.append(f"averaged {share:g} / {1 - share:g} with `{other}`"
-                     + (f" ({epochs} epochs)" if epochs else ""))
+        also = [a for a in avg.get("also", []) if isinstance(a, dict)]
+        start = f"`{other}`" + (f" ({epochs} epochs)" if epochs else "")
+        if also:
+            notes.append(f"averaged in equal shares ({share:.3g} each) with {start} and "
+                         + ", ".join(_sibling(a) for a in also))
+        else:
+            notes.append(f"averaged {share:g} / {1 - share:g} with {start}")
     return "; ".join(notes)
+
+
+def _sibling(entry: dict) -> str:
+    """A run averaged in beside this one (same starting weights): its file and its own run's facts."""
+    run = entry.get("run", {})
+    facts = [f"{run['epochs']} epochs" if run.get("epochs") else "",
+             f"{int(run['people_seen']):,} people" if run.get("people_seen") else "",
+             f"seed {run['seed']}" if "seed" in run else "",
+             f"lr {_lr(run['base_lr'])}" if run.get("base_lr") else ""]
+    facts = [f for f in facts if f]
+    return f"the sibling run `{entry.get('file', '?')}`" + (f" ({', '.join(facts)})" if facts else "")
+
+
+def people_drawn(lineage: list[dict]) -> int:
+    """People drawn to train the weights: every run of the lineage, and the sibling runs averaged in."""
+    total = 0
+    for run in lineage:
+        total += int(run.get("people_seen", 0) or 0)
+        avg = run.get("averaged")
+        if isinstance(avg, dict):
+            total += sum(int(a.get("run", {}).get("people_seen", 0) or 0) for a in avg.get("also", [])
+                         if isinstance(a, dict))
+    return total
 
 
 def table(lineage: list[dict]) -> str:
