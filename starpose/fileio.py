@@ -36,11 +36,14 @@ def atomic_write(path: str | Path, write: Callable[[str], Any], suffix: str = ".
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = file_mode_for(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     os.close(fd)
     try:
-        os.chmod(tmp, file_mode_for(path))
         write(tmp)
+        # After the write: some writers replace the file they are given with one of their own (safetensors'
+        # save_file renames its own 0600 temporary file onto it), so a mode set before would be lost.
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

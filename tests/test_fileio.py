@@ -101,6 +101,34 @@ def test_written_files_get_the_umask_s_permissions_or_keep_their_own(tmp_path):
     assert stat.S_IMODE(kept.stat().st_mode) == 0o751 and kept.read_text() == "new"
 
 
+def test_writers_that_replace_their_temporary_file_get_the_same_permissions(tmp_path):
+    """safetensors' save_file writes its own temporary file (0600) and renames it onto the path it is given:
+    the weights file, a checkpoint's best/final weights and package.py's output went out 0600 until the
+    mode was set after the write."""
+    import os
+    import stat
+    import tempfile
+
+    import torch
+
+    from starpose.train.checkpoint import save_weights
+
+    mode = file_mode_for(tmp_path / "new.bin")  # what this process's umask gives a new file
+    if mode == 0o600:
+        pytest.skip("this process's umask (077) gives new files 0600, mkstemp's mode: nothing to tell apart")
+
+    def replacing_writer(tmp: str) -> None:
+        fd, own = tempfile.mkstemp(dir=tmp_path)
+        os.write(fd, b"data")
+        os.close(fd)
+        os.replace(own, tmp)
+
+    target = atomic_write(tmp_path / "replaced.bin", replacing_writer)
+    assert stat.S_IMODE(target.stat().st_mode) == mode and target.read_bytes() == b"data"
+    weights = save_weights(tmp_path / "w.safetensors", torch.nn.Linear(2, 2))
+    assert stat.S_IMODE(weights.stat().st_mode) == mode
+
+
 def test_file_sha256_matches_hashlib_across_chunks(tmp_path):
     data = bytes(range(256)) * 5000  # 1.28 MB: more than one 1 MiB chunk
     p = tmp_path / "d.bin"
