@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import socket
-import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -273,8 +272,10 @@ class Staging:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.cleared = remove_interrupted_exports(self.out_dir)
         if self.cleared:
-            print(f"{self.out_dir}: cleared {len(self.cleared)} leftover(s) of interrupted exports: "
-                  + "; ".join(self.cleared), file=sys.stderr)
+            from starpose._quiet import say  # our own line: shown even while the exporter's output is captured
+
+            say(f"{self.out_dir}: cleared {len(self.cleared)} leftover(s) of interrupted exports: "
+                + "; ".join(self.cleared), err=True)
         return self
 
     def __exit__(
