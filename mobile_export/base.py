@@ -224,7 +224,7 @@ def remove_interrupted_exports(out_dir: Path) -> list[str]:
         if m is None:
             continue
         kind, pid, host, name = m.group(1), int(m.group(2)), m.group(3), m.group(4)
-        if host != _HOST or pid == os.getpid() or _process_alive(pid):
+        if host != _HOST or _process_alive(pid):  # this process, too, is alive
             continue
         final = entry.with_name(name)
         if kind == "old" and not (final.exists() or final.is_symlink()):
